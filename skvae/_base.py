@@ -1,0 +1,405 @@
+"""BaseVAE: the scikit-learn face shared by every skvae estimator.
+
+It owns parameter and input validation, seeding, and the public methods
+(fit / partial_fit / score_samples / score / sample / transform /
+inverse_transform). Training itself happens in a private skorch net built in
+``fit``; a subclass picks the net class and adds its own net arguments.
+"""
+
+import math
+import numbers
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._net import ELBOLoss, VAENet, eval_mode
+from .callbacks import EpochProgressBar
+from .likelihoods import get_likelihood
+from .modules import VAEModule
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+    """Base class of the VAE density estimators; not meant to be used directly."""
+
+    _net_class = VAENet
+
+    def __init__(
+        self,
+        latent_dim=16,
+        hidden_layer_sizes=(500, 500),
+        likelihood="bernoulli",
+        beta=1.0,
+        dropout=0.0,
+        air_sigma=None,
+        air_alpha=0.5,
+        max_epochs=100,
+        batch_size=100,
+        lr=1e-3,
+        optimizer="adam",
+        callbacks=None,
+        n_eval_samples=1,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.beta = beta
+        self.dropout = dropout
+        self.air_sigma = air_sigma
+        self.air_alpha = air_alpha
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.callbacks = callbacks
+        self.n_eval_samples = n_eval_samples
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- validation ---------------------------------------------------------
+
+    def _check_params(self):
+        _check_int(self.latent_dim, "latent_dim", 1)
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (sizes,)
+        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        _check_real(self.beta, "beta", low=0.0)
+        _check_real(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        if self.air_sigma is not None:
+            _check_real(self.air_sigma, "air_sigma", low=0.0)
+        _check_real(self.air_alpha, "air_alpha", low=0.0, high=1.0)
+        _check_int(self.max_epochs, "max_epochs", 0)
+        _check_int(self.batch_size, "batch_size", 1)
+        _check_real(self.lr, "lr", low=0.0, low_open=True)
+        _check_int(self.n_eval_samples, "n_eval_samples", 1)
+        _check_int(self.verbose, "verbose", 0)
+        return tuple(int(s) for s in sizes)
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
+                          ensure_all_finite=True)
+        likelihood = get_likelihood(self.likelihood) if reset else self.likelihood_
+        likelihood.check_support(X)
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        return np.asarray(X, dtype=np.float64), likelihood
+
+    def _torch_device(self):
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested but torch sees no CUDA device")
+        return device
+
+    def _optimizer_class(self):
+        if isinstance(self.optimizer, str):
+            try:
+                return _OPTIMIZERS[self.optimizer.lower()]
+            except KeyError:
+                raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a torch optimizer class, "
+                                 f"got {self.optimizer!r}") from None
+        if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
+            return self.optimizer
+        raise TypeError(f"optimizer must be a name or a torch.optim.Optimizer subclass, got {self.optimizer!r}")
+
+    # -- the net ------------------------------------------------------------
+
+    def _net_kwargs(self):
+        """Extra keyword arguments of the net; subclasses extend this."""
+        return {}
+
+    def _build_net(self, n_features, likelihood, hidden):
+        callbacks = [("progress_bar", EpochProgressBar())] if self.verbose == 1 else []
+        for i, cb in enumerate(self.callbacks or ()):
+            callbacks.append(cb if isinstance(cb, tuple) else (f"{type(cb).__name__}_{i}", cb))
+        return self._net_class(
+            module=VAEModule,
+            module__n_features=n_features,
+            module__n_params=likelihood.n_params(n_features),
+            module__latent_dim=self.latent_dim,
+            module__hidden_layer_sizes=hidden,
+            module__dropout=self.dropout,
+            criterion=ELBOLoss,
+            criterion__likelihood=likelihood,
+            criterion__beta=self.beta,
+            criterion__air_sigma=self.air_sigma,
+            criterion__air_alpha=self.air_alpha,
+            optimizer=self._optimizer_class(),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            callbacks=callbacks,
+            device=str(self._torch_device()),
+            verbose=int(self.verbose >= 2),
+            **self._net_kwargs(),
+        )
+
+    @contextmanager
+    def _own_rng(self):
+        """Run training on the estimator's own torch RNG stream.
+
+        The caller's global torch RNG state is saved and restored around the
+        block; the estimator's stream continues across fit / partial_fit.
+        """
+        device = self._torch_device()
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if getattr(self, "_rng_state_", None) is None:
+                torch.manual_seed(seed_from(self.random_state))
+            else:
+                torch.set_rng_state(self._rng_state_)
+            yield
+            self._rng_state_ = torch.get_rng_state()
+
+    def _train(self, X, epochs):
+        """Validate, (re)build the net when needed, and train ``epochs`` epochs."""
+        continuing = hasattr(self, "net_")
+        X, likelihood = self._validate_X(X, reset=not continuing)
+        if not continuing:
+            hidden = self._check_params()
+            self._rng_state_ = None
+            self.likelihood_ = likelihood
+            self._n_features_out = self.latent_dim
+            with self._own_rng():
+                self.net_ = self._build_net(X.shape[1], likelihood, hidden).initialize()
+        X_tensor = torch.as_tensor(X, dtype=torch.float32, device=self.net_.device)
+        with self._own_rng():
+            self.net_.partial_fit(X_tensor, epochs=epochs)
+        self.history_ = self.net_.history
+        return self
+
+    # -- public API ---------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fit the VAE to the rows of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training rows; with ``likelihood='bernoulli'`` every value is 0 or 1.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator. With ``warm_start=True`` a second call
+            continues training from the current weights for ``max_epochs``.
+        """
+        if not (self.warm_start and hasattr(self, "net_")):
+            self._reset()
+        return self._train(X, self.max_epochs)
+
+    def partial_fit(self, X, y=None):
+        """Train for one epoch over X, initializing the model on the first call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._train(X, 1)
+
+    def _reset(self):
+        for name in ("net_", "history_", "likelihood_", "_rng_state_", "n_features_in_", "feature_names_in_"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def _validated_for_scoring(self, X):
+        check_is_fitted(self, "net_")
+        return self._validate_X(X, reset=False)[0]
+
+    def score_samples(self, X):
+        """Per-row lower bound on log p(x) in nats.
+
+        The ELBO with ``n_eval_samples=1``, else the IWAE bound with that many
+        importance samples. The Monte-Carlo noise of each row is a fixed
+        function of its values, so scores are deterministic and do not depend
+        on how rows are batched or ordered.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        X = self._validated_for_scoring(X)
+        return self.net_.score_rows(X, self.n_eval_samples)
+
+    def score(self, X, y=None):
+        """Mean per-row log-likelihood bound of X in nats (higher is better).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def bits_per_dim(self, X):
+        """Mean negative log-likelihood bound of X in bits per dimension (lower is better).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        return -self.score(X) / (self.n_features_in_ * math.log(2))
+
+    def elbo_components(self, X):
+        """Per-row ELBO and its parts, in nats.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Bunch
+            ``elbo``, ``distortion`` (−E_q log p(x|z)) and ``rate``
+            (KL(q(z|x) ‖ p(z))), each of shape (n_samples,), with
+            ``elbo = -(distortion + rate)``.
+        """
+        X = self._validated_for_scoring(X)
+        elbo, distortion, rate = self.net_.elbo_components(X)
+        return Bunch(elbo=elbo, distortion=distortion, rate=rate)
+
+    def transform(self, X):
+        """Posterior means E_q[z | x].
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, latent_dim)
+        """
+        X = self._validated_for_scoring(X)
+        with eval_mode(self.net_.module_), torch.no_grad():
+            x = torch.as_tensor(X, dtype=torch.float32, device=self.net_.device)
+            mu, _ = self.net_.module_.encoder(x)
+        return mu.double().cpu().numpy()
+
+    def inverse_transform(self, Z):
+        """Decoder means E[x | z].
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, latent_dim)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self, "net_")
+        Z = _as_latent(Z, self.latent_dim)
+        with eval_mode(self.net_.module_), torch.no_grad():
+            z = torch.as_tensor(Z, dtype=torch.float32, device=self.net_.device)
+            mean = self.likelihood_.mean(self.net_.module_.decoder(z))
+        return mean.double().cpu().numpy()
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw rows from the model: z ~ N(0, I), then x ~ p(x | z).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draw. None uses fresh OS entropy; the global numpy and
+            torch RNGs are never touched.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self, "net_")
+        _check_int(n_samples, "n_samples", 1)
+        seed = seed_from(random_state)
+        generator = torch.Generator(device=self.net_.device).manual_seed(seed)
+        module = self.net_.module_
+        with eval_mode(module), torch.no_grad():
+            z = torch.randn((n_samples, module.latent_dim), generator=generator, device=self.net_.device)
+            x = self.likelihood_.sample(module.decoder(z), generator=generator)
+        return x.double().cpu().numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def seed_from(random_state):
+    """An int seed for torch from a scikit-learn style ``random_state``.
+
+    None draws fresh OS entropy, so the caller's global numpy RNG is not used.
+    """
+    if random_state is None:
+        return int(np.random.default_rng().integers(2**31 - 1))
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+
+
+def _as_latent(Z, latent_dim):
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[1] != latent_dim:
+        raise ValueError(f"Z must have shape (n_samples, {latent_dim}), got {Z.shape}")
+    if not np.isfinite(Z).all():
+        raise ValueError("Z contains NaN or infinity")
+    return Z
+
+
+def _check_int(value, name, low):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+
+
+def _check_real(value, name, low=None, high=None, low_open=False, high_open=False):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if (low is not None and (value < low or (low_open and value == low))) or \
+            (high is not None and (value > high or (high_open and value == high))):
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
