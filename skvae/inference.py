@@ -9,7 +9,7 @@ exactly on the decoding side.
 import torch
 
 from ._row_noise import row_normal_noise
-from .objectives import gaussian_kl
+from .objectives import posterior_elbo_terms
 
 __all__ = ["refine_posterior"]
 
@@ -60,8 +60,8 @@ def refine_posterior(module, likelihood, x, n_steps, lr=0.05):
     optimizer = torch.optim.Adam([mu, logvar], lr=lr)
     with torch.enable_grad():
         for step in range(n_steps):
-            z = mu + torch.exp(0.5 * logvar) * noise[step]
-            loss = -(likelihood.log_prob(module.decoder(z), x) - gaussian_kl(mu, logvar)).sum()
+            elbo, _, _ = posterior_elbo_terms(module.decoder, likelihood, x, mu, logvar, noise[step])
+            loss = -elbo.sum()
             mu.grad, logvar.grad = torch.autograd.grad(loss, [mu, logvar])
             optimizer.step()
     return mu.detach(), logvar.detach()

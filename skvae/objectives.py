@@ -14,6 +14,7 @@ __all__ = [
     "log_standard_normal",
     "log_normal",
     "elbo_terms",
+    "posterior_elbo_terms",
     "iwae_bound",
     "negative_elbo_loss",
     "air_loss",
@@ -63,10 +64,18 @@ def elbo_terms(module, likelihood, x, eps=None, beta=1.0, x_encoder=None):
         ``elbo = -distortion - beta * rate``.
     """
     mu, logvar = module.encoder(x if x_encoder is None else x_encoder)
+    return posterior_elbo_terms(module.decoder, likelihood, x, mu, logvar, eps, beta)
+
+
+def posterior_elbo_terms(decoder, likelihood, x, mu, logvar, eps=None, beta=1.0):
+    """The ELBO terms of :func:`elbo_terms` for given posterior parameters.
+
+    Used where q(z|x) does not come from the encoder (per-row refinement).
+    """
     if eps is None:
         eps = torch.randn_like(mu)
     z = mu + torch.exp(0.5 * logvar) * eps
-    distortion = -likelihood.log_prob(module.decoder(z), x)
+    distortion = -likelihood.log_prob(decoder(z), x)
     rate = gaussian_kl(mu, logvar)
     return -distortion - beta * rate, distortion, rate
 
