@@ -183,7 +183,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             self._n_features_out = self.latent_dim
             with self._own_rng():
                 self.net_ = self._build_net(X.shape[1], likelihood, hidden).initialize()
-        X_tensor = torch.as_tensor(X, dtype=torch.float32, device=self.net_.device)
+        X_tensor = torch.from_numpy(X.astype(np.float32)).to(self.net_.device)
         with self._own_rng():
             self.net_.partial_fit(X_tensor, epochs=epochs)
         self.history_ = self.net_.history
@@ -313,7 +313,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """
         X = self._validated_for_scoring(X)
         with eval_mode(self.net_.module_), torch.no_grad():
-            x = torch.as_tensor(X, dtype=torch.float32, device=self.net_.device)
+            x = torch.as_tensor(X, dtype=torch.float64, device=self.net_.device)
             mu, _ = self.net_.module_.encoder(x)
         return mu.double().cpu().numpy()
 
@@ -331,7 +331,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         check_is_fitted(self, "net_")
         Z = _as_latent(Z, self.latent_dim)
         with eval_mode(self.net_.module_), torch.no_grad():
-            z = torch.as_tensor(Z, dtype=torch.float32, device=self.net_.device)
+            z = torch.as_tensor(Z, dtype=torch.float64, device=self.net_.device)
             mean = self.likelihood_.mean(self.net_.module_.decoder(z))
         return mean.double().cpu().numpy()
 
@@ -355,7 +355,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         generator = torch.Generator(device=self.net_.device).manual_seed(seed)
         module = self.net_.module_
         with eval_mode(module), torch.no_grad():
-            z = torch.randn((n_samples, module.latent_dim), generator=generator, device=self.net_.device)
+            z = torch.randn((n_samples, module.latent_dim), generator=generator, device=self.net_.device,
+                            dtype=torch.float64)
             x = self.likelihood_.sample(module.decoder(z), generator=generator)
         return x.double().cpu().numpy()
 

@@ -116,14 +116,14 @@ class VAENet(NeuralNet):
     # -- evaluation ---------------------------------------------------------
 
     def _eval_chunks(self, X, n_samples):
-        """Yield (rows as tensor, their fixed noise) in chunks of bounded size."""
+        """Yield (rows, their fixed noise) as float64 tensors in chunks of bounded size."""
         step = max(1, _SCORE_CHUNK // n_samples)
         latent_dim = self.module_.latent_dim
         for start in range(0, len(X), step):
             rows = X[start:start + step]
             eps = row_normal_noise(rows, n_samples, latent_dim)
-            yield (torch.as_tensor(rows, dtype=torch.float32, device=self.device),
-                   torch.as_tensor(eps, device=self.device))
+            yield (torch.as_tensor(rows, dtype=torch.float64, device=self.device),
+                   torch.as_tensor(eps, dtype=torch.float64, device=self.device))
 
     def score_rows(self, X, n_samples=1):
         """Per-row ELBO (``n_samples=1``) or IWAE bound, deterministic, in nats.
@@ -150,10 +150,17 @@ class VAENet(NeuralNet):
 
 @contextmanager
 def eval_mode(module):
-    """Put ``module`` in eval mode (dropout off) and restore its mode after."""
+    """Evaluate ``module`` in eval mode (dropout off) and in float64.
+
+    float32 matrix products differ in the last bits with the batch size; in
+    float64 those differences stay far below any tolerance that matters, so
+    per-row results do not depend on how rows are batched. The module's mode
+    and dtype are restored afterwards (float32 -> float64 -> float32 is exact).
+    """
     was_training = module.training
-    module.eval()
+    dtype = next(module.parameters()).dtype
+    module.eval().double()
     try:
         yield module
     finally:
-        module.train(was_training)
+        module.to(dtype).train(was_training)
