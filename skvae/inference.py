@@ -6,12 +6,16 @@ deterministic function of (model, row), so the bits-back coder can repeat it
 exactly on the decoding side.
 """
 
+import copy
+
+import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from ._row_noise import row_normal_noise
-from .objectives import posterior_elbo_terms
+from .objectives import negative_elbo_loss, posterior_elbo_terms
 
-__all__ = ["refine_posterior"]
+__all__ = ["refine_posterior", "refit_encoder"]
 
 
 def refine_posterior(module, likelihood, x, n_steps, lr=0.05):
@@ -65,3 +69,103 @@ def refine_posterior(module, likelihood, x, n_steps, lr=0.05):
             mu.grad, logvar.grad = torch.autograd.grad(loss, [mu, logvar])
             optimizer.step()
     return mu.detach(), logvar.detach()
+
+
+def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_start=True,
+                  random_state=None):
+    """A copy of a fitted estimator whose encoder was trained on X with the decoder frozen.
+
+    The copy's encoder maximizes the mean ELBO (beta = 1, the bound that
+    ``score`` reports) of the rows of ``X`` by mini-batch gradient ascent;
+    only encoder parameters are in the optimizer and the decoder's gradients
+    are switched off, so the decoder stays bit-identical. The whole module is
+    in eval mode (dropout off) while refitting, because the target is the
+    best encoder for the deterministic scores, not a regularized one. The
+    original estimator is not modified.
+
+    Parameters
+    ----------
+    estimator : fitted skvae estimator
+    X : array-like of shape (n_samples, n_features)
+        Rows the encoder is fitted to (e.g. the test set, for the "optimal
+        amortized inference" of the generalization-gap analysis).
+    n_epochs : int, default=50
+        Passes over ``X``.
+    lr : float, optional
+        Step size; defaults to the estimator's ``lr``. The optimizer class is
+        the estimator's.
+    batch_size : int, optional
+        Defaults to the estimator's ``batch_size``.
+    warm_start : bool, default=True
+        Start from the fitted encoder (True) or from freshly initialized
+        encoder weights (False).
+    random_state : int, RandomState instance or None, default=None
+        Seeds shuffling, re-initialization and the ELBO's noise. The global
+        torch RNG state of the caller is restored afterwards.
+
+    Returns
+    -------
+    refit : estimator
+        A deep copy of ``estimator`` with the new encoder. Its
+        ``encoder_refit_loss_`` attribute holds the mean negative ELBO of each
+        refit epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import VAEDensityEstimator
+    >>> from skvae.inference import refit_encoder
+    >>> X = np.random.RandomState(0).binomial(1, 0.3, size=(200, 8))
+    >>> vae = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=3,
+    ...                           random_state=0).fit(X[:100])
+    >>> refit = refit_encoder(vae, X[100:], n_epochs=5, random_state=0)
+    >>> refit is vae, refit.encoder_refit_loss_.shape
+    (False, (5,))
+    """
+    # Imported here so that the net and estimator modules may import this one.
+    from ._base import _check_int, _check_real, seed_from
+    from ._net import TensorBatches
+
+    check_is_fitted(estimator, "net_")
+    _check_int(n_epochs, "n_epochs", 0)
+    lr = estimator.lr if lr is None else lr
+    _check_real(lr, "lr", low=0.0, low_open=True)
+    batch_size = estimator.batch_size if batch_size is None else batch_size
+    _check_int(batch_size, "batch_size", 1)
+    X = estimator._validated_for_scoring(X)
+
+    refit = copy.deepcopy(estimator)
+    net = refit.net_
+    module = net.module_
+    encoder, decoder = module.encoder, module.decoder
+    dtype = next(module.parameters()).dtype
+    x_all = torch.as_tensor(X, dtype=dtype, device=net.device)
+    decoder_flags = [p.requires_grad for p in decoder.parameters()]
+    was_training = module.training
+    device = torch.device(net.device)
+    losses = []
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed_from(random_state))
+        if not warm_start:
+            for layer in encoder.modules():
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        optimizer = estimator._optimizer_class()(encoder.parameters(), lr=lr)
+        decoder.requires_grad_(False)
+        module.eval()
+        try:
+            for _ in range(n_epochs):
+                total = 0.0
+                for batch in TensorBatches(x_all, batch_size, shuffle=True):
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = negative_elbo_loss(module, net.likelihood, batch)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(batch)
+                losses.append(total / len(x_all))
+        finally:
+            for param, flag in zip(decoder.parameters(), decoder_flags):
+                param.requires_grad_(flag)
+            module.train(was_training)
+    refit.encoder_refit_loss_ = np.asarray(losses, dtype=np.float64)
+    return refit
