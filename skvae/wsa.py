@@ -1,0 +1,518 @@
+"""WeightedSelfAugmentation: a VAE trained on its own samples, weighted by a discriminator.
+
+Jin, "Mitigating Overfitting in Variational Auto-Encoders with Weighted
+Self-Augmentation". After a warm-up of plain ELBO epochs, every mini-batch of
+real rows is joined by rows sampled from the current model; each sampled row
+enters the loss with the weight D(x) / (1 - D(x)) of a discriminator trained
+to tell real from sampled rows, an estimate of p_data(x) / p_model(x). The
+model thus trains on a smoothed version of the data distribution in which
+its own implausible samples count little.
+"""
+
+import copy
+import numbers
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._base import BaseVAE, _check_int, _check_real
+from ._net import VAENet, eval_mode
+from ._wsa_objective import (
+    density_ratio_weights,
+    discriminator_bce,
+    effective_sample_size,
+    weighted_augmentation_loss,
+)
+from .modules import Discriminator
+from .objectives import elbo_terms
+
+__all__ = ["WeightedSelfAugmentation", "WSAVAE", "WSANet"]
+
+_LATENT_SOURCES = ("prior", "aggregate")
+_REDUCTIONS = ("per_sample", "batch_mean")
+
+
+class _EpochStats:
+    """Running sums of one epoch's weights and discriminator results."""
+
+    def __init__(self):
+        self.w_sum = self.w_sq_sum = 0.0
+        self.w_max = -float("inf")
+        self.w_count = 0
+        self.d_loss_sum = 0.0
+        self.d_correct = self.d_count = 0
+
+    def add_weights(self, weights):
+        self.w_sum += weights.sum().item()
+        self.w_sq_sum += weights.pow(2).sum().item()
+        self.w_max = max(self.w_max, weights.max().item())
+        self.w_count += weights.numel()
+
+    def add_discriminator(self, loss, correct, count):
+        self.d_loss_sum += loss * count
+        self.d_correct += correct
+        self.d_count += count
+
+    def record(self, history):
+        if self.w_count:
+            history.record("weight_mean", self.w_sum / self.w_count)
+            history.record("weight_max", self.w_max)
+            history.record("weight_ess", effective_sample_size(self.w_sum, self.w_sq_sum, self.w_count))
+        if self.d_count:
+            history.record("discriminator_loss", self.d_loss_sum / self.d_count)
+            history.record("discriminator_accuracy", self.d_correct / self.d_count)
+
+
+class WSANet(VAENet):
+    """skorch net of WSA: the VAE module plus a ``discriminator_`` with its own optimizer.
+
+    Both are registered skorch components, so ``set_params(discriminator__...)``,
+    ``discriminator_optimizer__lr``, callbacks and checkpoints
+    (``f_discriminator``, ``f_discriminator_optimizer``) work as for the
+    VAE module. The training epoch is ``len(history) - 1`` (skorch adds the
+    epoch's row before the first batch), so warm-up survives ``partial_fit``
+    and ``warm_start``.
+    """
+
+    def __init__(self, *args, discriminator=Discriminator, discriminator_optimizer=torch.optim.Adam,
+                 n_augment=4, warmup_epochs=50, weight_clip=1000.0, weight_reduction="per_sample",
+                 weighted=True, latent_source="prior", augment=None, **kwargs):
+        # Set before NeuralNet.__init__: skorch refuses module instances as
+        # plain attributes once the net exists.
+        self.discriminator = discriminator
+        self.discriminator_optimizer = discriminator_optimizer
+        self.n_augment = n_augment
+        self.warmup_epochs = warmup_epochs
+        self.weight_clip = weight_clip
+        self.weight_reduction = weight_reduction
+        self.weighted = weighted
+        self.latent_source = latent_source
+        self.augment = augment
+        super().__init__(*args, **kwargs)
+
+    # -- components ---------------------------------------------------------
+
+    def initialize_module(self):
+        super().initialize_module()
+        kwargs = self.get_params_for("discriminator")
+        self.discriminator_ = self.initialized_instance(self.discriminator, kwargs)
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        # Each optimizer sees only its own module's parameters.
+        args, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        args, kwargs = self.get_params_for_optimizer(
+            "discriminator_optimizer", self.discriminator_.named_parameters())
+        self.discriminator_optimizer_ = self.discriminator_optimizer(*args, **kwargs)
+        return self
+
+    # -- pieces of the algorithm -------------------------------------------
+
+    def current_epoch(self):
+        """0-based index of the epoch being trained."""
+        return len(self.history) - 1
+
+    def draw_fakes(self, x, per_row):
+        """``per_row * len(x)`` rows sampled from the model, without gradient.
+
+        z comes from the prior, or with ``latent_source='aggregate'`` from
+        q(z | x) of the real rows; x̃ is a draw from p(x | z) (0/1 draws for
+        Bernoulli data, not the means). Dropout is off while sampling.
+        """
+        module = self.module_
+        with _dropout_off(module), torch.no_grad():
+            if self.latent_source == "aggregate":
+                mu, logvar = module.encoder(x)
+                eps = torch.randn((per_row,) + mu.shape, device=mu.device, dtype=mu.dtype)
+                z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, mu.shape[-1])
+            else:
+                z = torch.randn((per_row * len(x), module.latent_dim), device=x.device, dtype=x.dtype)
+            return self.likelihood.sample(module.decoder(z))
+
+    def fake_weights(self, fakes):
+        """Clipped density-ratio weights exp(logit D(x̃)) of rows, without gradient.
+
+        Runs in the discriminator's training dtype with dropout off; for
+        reporting, :meth:`WeightedSelfAugmentation.sample_with_weights`
+        evaluates in float64 like every other score.
+        """
+        with _dropout_off(self.discriminator_), torch.no_grad():
+            logits = self.discriminator_(fakes)
+        return density_ratio_weights(logits, self.weight_clip)
+
+    def augment_batch(self, x):
+        """The user's augmentation of the real rows (identity when ``augment`` is None).
+
+        The callable gets the rows as a float32 numpy array and a numpy
+        Generator seeded from the training RNG, so fits stay reproducible.
+        """
+        if self.augment is None:
+            return x
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        out = self.augment(x.detach().cpu().numpy(), np.random.default_rng(seed))
+        out = torch.as_tensor(np.asarray(out), dtype=x.dtype, device=x.device)
+        if out.ndim != 2 or out.shape[1] != x.shape[1] or len(out) == 0:
+            raise ValueError(f"augment must return a non-empty array of shape (n, {x.shape[1]}), "
+                             f"got shape {tuple(out.shape)}")
+        if not torch.isfinite(out).all():
+            raise ValueError("augment returned NaN or infinity")
+        return out
+
+    def wsa_loss(self, x, fakes, weights):
+        """VAE loss: 0.5 * real objective + 0.5 * weighted mean negative ELBO of the fakes."""
+        real_loss = self.criterion_(self.module_, x)
+        fake_elbo, _, _ = elbo_terms(self.module_, self.likelihood, fakes, beta=self.criterion_.beta)
+        return weighted_augmentation_loss(real_loss, -fake_elbo, weights, self.weight_reduction)
+
+    def discriminator_step(self, x):
+        """One BCE step of the discriminator on ``x`` (label 1) and as many fresh fakes (label 0)."""
+        fakes = self.draw_fakes(x, 1)
+        self.discriminator_optimizer_.zero_grad(set_to_none=True)
+        # One pass over both classes, so normalization layers see the mixture.
+        logits = self.discriminator_(torch.cat([x, fakes]))
+        logits_real, logits_fake = logits[:len(x)], logits[len(x):]
+        loss = discriminator_bce(logits_real, logits_fake)
+        loss.backward()
+        self.notify("on_grad_computed", named_parameters=self.discriminator_.named_parameters(),
+                    batch=x, training=True)
+        self.discriminator_optimizer_.step()
+        correct = int((logits_real.detach() > 0).sum() + (logits_fake.detach() < 0).sum())
+        return loss.item(), correct, len(logits)
+
+    # -- training -----------------------------------------------------------
+
+    def train_step(self, batch, **fit_params):
+        x = self.augment_batch(batch)
+        if self.current_epoch() < self.warmup_epochs:
+            return super().train_step(x, **fit_params)
+
+        fakes = self.draw_fakes(x, self.n_augment)
+        if self.weighted:
+            weights = self.fake_weights(fakes)
+        else:
+            weights = torch.ones(len(fakes), device=fakes.device, dtype=fakes.dtype)
+
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss = self.wsa_loss(x, fakes, weights)
+        loss.backward()
+        self.notify("on_grad_computed", named_parameters=self.module_.named_parameters(),
+                    batch=batch, training=True)
+        self.optimizer_.step()
+
+        d_loss, correct, count = self.discriminator_step(x)
+        stats = getattr(self, "epoch_stats_", None)
+        if stats is not None:
+            stats.add_weights(weights)
+            stats.add_discriminator(d_loss, correct, count)
+        return {"loss": loss.detach(), "y_pred": None}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        self.epoch_stats_ = _EpochStats() if training and iterator is not None else None
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if self.epoch_stats_ is not None:
+            self.epoch_stats_.record(self.history)
+        self.epoch_stats_ = None
+
+
+class WeightedSelfAugmentation(BaseVAE):
+    """VAE density estimator regularized by weighted self-augmentation (WSA).
+
+    For ``warmup_epochs`` epochs the model is a plain VAE. Afterwards each
+    mini-batch B of real rows is processed in four steps:
+
+    1. draw ``n_augment * len(B)`` rows x̃ from the current model without
+       gradient: z ~ p(z) (or z ~ q(z|x) of B with
+       ``latent_source='aggregate'``), then x̃ ~ p(x|z);
+    2. weight them by w(x̃) = D(x̃) / (1 - D(x̃)) = exp(logit D(x̃)), with
+       D clipped to [1e-3, 1 - 1e-3] and w clipped at ``weight_clip``;
+    3. take one optimizer step on encoder and decoder with the loss
+       0.5 * mean(-ELBO(B)) + 0.5 * mean(w * -ELBO(x̃));
+    4. take one discriminator step (binary cross-entropy, B labelled real,
+       ``len(B)`` fresh samples of the updated model labelled fake; equal
+       counts make D's odds estimate p_data / p_model).
+
+    Parameters
+    ----------
+    latent_dim : int, default=16
+        Dimension of the latent code z.
+    hidden_layer_sizes : tuple of int, default=(500, 500)
+        Hidden widths of the encoder; the decoder uses them in reverse.
+    likelihood : {'bernoulli', 'gaussian'} or Likelihood, default='bernoulli'
+        Observation model p(x|z). ``'bernoulli'`` needs 0/1 data.
+    beta : float, default=1.0
+        Weight of the KL (rate) term in training (real and generated rows).
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of the VAE (training only).
+    air_sigma : float or None, default=None
+        AIR input noise for the real rows' term (see
+        :class:`~skvae.VAEDensityEstimator`); generated rows use the plain ELBO.
+    air_alpha : float, default=0.5
+        Weight of AIR's noisy-input ELBO in the real rows' term.
+    max_epochs : int, default=100
+        Passes over the data in ``fit``, warm-up included.
+    batch_size : int, default=100
+        Real rows per mini-batch.
+    lr : float, default=1e-3
+        Learning rate of the VAE's optimizer.
+    optimizer : str or torch optimizer class, default='adam'
+        Optimizer of the VAE: ``'adam'``, ``'adamw'``, ``'sgd'``, ``'rmsprop'``
+        or a class.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Added to the training loop, e.g. :class:`~skvae.ELBOMonitor`.
+    n_eval_samples : int, default=1
+        1 scores with the ELBO; k > 1 with the IWAE bound of k importance samples.
+    device : str, default='cpu'
+        Torch device to train and score on.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, the generated rows and the training
+        noise. The caller's global RNG state is left untouched.
+    verbose : int, default=0
+        1 shows a progress bar over epochs, 2 prints a table per epoch.
+    warm_start : bool, default=False
+        When True, a second ``fit`` continues from the fitted weights (and
+        epoch count, so the warm-up is not repeated).
+    n_augment : int, default=4
+        Generated rows per real row in the VAE step.
+    warmup_epochs : int, default=50
+        Epochs of plain ELBO training before WSA starts; the discriminator is
+        neither trained nor used during them.
+    weight_clip : float, default=1000.0
+        Upper bound of a generated row's weight.
+    weight_reduction : {'per_sample', 'batch_mean'}, default='per_sample'
+        ``'per_sample'`` multiplies each generated row's own negative ELBO by
+        its weight. ``'batch_mean'`` uses mean(w) * mean(-ELBO(x̃)), which
+        reproduces a widely read reference implementation that broadcasts an
+        (n, 1) weight against an (n,) loss.
+    weighted : bool, default=True
+        False gives unweighted self-augmentation (every w = 1), the paper's
+        ablation; the discriminator is still trained, so its statistics and
+        :meth:`sample_with_weights` stay available.
+    latent_source : {'prior', 'aggregate'}, default='prior'
+        Where the latent codes of generated rows come from: the prior N(0, I),
+        or the encoder's posterior q(z | x) of the real batch.
+    discriminator : torch.nn.Module or None, default=None
+        None builds an MLP :class:`~skvae.modules.Discriminator` with
+        ``discriminator_hidden_layer_sizes``. A module given here must map
+        rows of shape (n, n_features) to n logits; a deep copy of it is
+        trained, so the parameter itself is never changed.
+    discriminator_hidden_layer_sizes : tuple of int, default=(500, 500)
+        Hidden widths of the default discriminator.
+    discriminator_lr : float or None, default=None
+        Learning rate of the discriminator's Adam; None uses ``lr``.
+    augment : callable or None, default=None
+        A user augmentation ``augment(X_batch, rng) -> X_aug`` applied to
+        every real mini-batch (a float32 array; ``rng`` is a numpy Generator
+        drawn from the training RNG). The augmented rows replace the batch
+        everywhere: in the warm-up ELBO, in WSA's real term, as the
+        latent source and as the discriminator's real class, so WSA then
+        weights generated rows against the augmented data distribution.
+
+    Attributes
+    ----------
+    net_ : WSANet
+        The trained skorch net; ``net_.module_`` is the VAE,
+        ``net_.discriminator_`` the discriminator and
+        ``net_.discriminator_optimizer_`` its optimizer.
+    history_ : skorch.History
+        Per epoch: ``train_loss`` (the optimized loss: the negative ELBO in
+        warm-up, WSA's loss afterwards), ``dur``, and after warm-up
+        ``weight_mean``, ``weight_max``, ``weight_ess`` (Kish's effective
+        sample size of the epoch's weights as a fraction of their number),
+        ``discriminator_loss`` and ``discriminator_accuracy``.
+    likelihood_ : Likelihood
+        The observation model used.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Present when fitted on a DataFrame with string column names.
+
+    See Also
+    --------
+    skvae.VAEDensityEstimator : the same model trained on the plain ELBO.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import WSAVAE
+    >>> X = np.random.RandomState(0).binomial(1, 0.3, size=(300, 10))
+    >>> wsa = WSAVAE(latent_dim=2, hidden_layer_sizes=(32,), discriminator_hidden_layer_sizes=(32,),
+    ...              max_epochs=6, warmup_epochs=3, random_state=0).fit(X)
+    >>> wsa.score_samples(X[:3]).shape
+    (3,)
+    >>> 0 < wsa.history_[-1, 'weight_ess'] <= 1
+    True
+    >>> X_new, w = wsa.sample_with_weights(5, random_state=0)
+    >>> X_new.shape, w.shape
+    ((5, 10), (5,))
+    """
+
+    _net_class = WSANet
+
+    def __init__(
+        self,
+        latent_dim=16,
+        hidden_layer_sizes=(500, 500),
+        likelihood="bernoulli",
+        beta=1.0,
+        dropout=0.0,
+        air_sigma=None,
+        air_alpha=0.5,
+        max_epochs=100,
+        batch_size=100,
+        lr=1e-3,
+        optimizer="adam",
+        callbacks=None,
+        n_eval_samples=1,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        n_augment=4,
+        warmup_epochs=50,
+        weight_clip=1000.0,
+        weight_reduction="per_sample",
+        weighted=True,
+        latent_source="prior",
+        discriminator=None,
+        discriminator_hidden_layer_sizes=(500, 500),
+        discriminator_lr=None,
+        augment=None,
+    ):
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_layer_sizes=hidden_layer_sizes,
+            likelihood=likelihood,
+            beta=beta,
+            dropout=dropout,
+            air_sigma=air_sigma,
+            air_alpha=air_alpha,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            callbacks=callbacks,
+            n_eval_samples=n_eval_samples,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+        )
+        self.n_augment = n_augment
+        self.warmup_epochs = warmup_epochs
+        self.weight_clip = weight_clip
+        self.weight_reduction = weight_reduction
+        self.weighted = weighted
+        self.latent_source = latent_source
+        self.discriminator = discriminator
+        self.discriminator_hidden_layer_sizes = discriminator_hidden_layer_sizes
+        self.discriminator_lr = discriminator_lr
+        self.augment = augment
+
+    def _check_params(self):
+        hidden = super()._check_params()
+        _check_int(self.n_augment, "n_augment", 1)
+        _check_int(self.warmup_epochs, "warmup_epochs", 0)
+        _check_real(self.weight_clip, "weight_clip", low=0.0, low_open=True)
+        if self.weight_reduction not in _REDUCTIONS:
+            raise ValueError(f"weight_reduction must be one of {_REDUCTIONS}, got {self.weight_reduction!r}")
+        if not isinstance(self.weighted, (bool, np.bool_)):
+            raise TypeError(f"weighted must be a bool, got {self.weighted!r}")
+        if self.latent_source not in _LATENT_SOURCES:
+            raise ValueError(f"latent_source must be one of {_LATENT_SOURCES}, got {self.latent_source!r}")
+        if self.discriminator is not None and not isinstance(self.discriminator, nn.Module):
+            raise TypeError(f"discriminator must be None or a torch.nn.Module, got {self.discriminator!r}")
+        _discriminator_sizes(self.discriminator_hidden_layer_sizes)
+        if self.discriminator_lr is not None:
+            _check_real(self.discriminator_lr, "discriminator_lr", low=0.0, low_open=True)
+        if self.augment is not None and not callable(self.augment):
+            raise TypeError(f"augment must be None or a callable (X_batch, rng) -> X_aug, got {self.augment!r}")
+        return hidden
+
+    def _net_kwargs(self):
+        if self.discriminator is None:
+            disc = {
+                "discriminator": Discriminator,
+                "discriminator__n_features": self.n_features_in_,
+                "discriminator__hidden_layer_sizes": _discriminator_sizes(self.discriminator_hidden_layer_sizes),
+            }
+        else:
+            disc = {"discriminator": copy.deepcopy(self.discriminator)}
+        return {
+            **disc,
+            "discriminator_optimizer": torch.optim.Adam,
+            "discriminator_optimizer__lr": self.lr if self.discriminator_lr is None else self.discriminator_lr,
+            "n_augment": self.n_augment,
+            "warmup_epochs": self.warmup_epochs,
+            "weight_clip": float(self.weight_clip),
+            "weight_reduction": self.weight_reduction,
+            "weighted": bool(self.weighted),
+            "latent_source": self.latent_source,
+            "augment": self.augment,
+        }
+
+    def sample_with_weights(self, n_samples=1, random_state=None):
+        """Draw rows from the model together with the discriminator's weights.
+
+        The rows are those of :meth:`sample` with the same ``random_state``;
+        each weight is exp(logit D(x)), clipped as in training: how much the
+        discriminator trusts the row as data-like (a row with weight > 1
+        looks more like data than like the model's samples). The weights are
+        computed even when ``weighted=False`` or during warm-up, where the
+        discriminator is untrained (weights near 1).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draw; the global numpy and torch RNGs are never touched.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        weights : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import WSAVAE
+        >>> X = np.random.RandomState(0).binomial(1, 0.5, size=(100, 6))
+        >>> wsa = WSAVAE(latent_dim=2, hidden_layer_sizes=(16,), discriminator_hidden_layer_sizes=(16,),
+        ...              max_epochs=2, warmup_epochs=1, random_state=0).fit(X)
+        >>> X_new, w = wsa.sample_with_weights(3, random_state=1)
+        >>> bool((w > 0).all())
+        True
+        """
+        X = self.sample(n_samples, random_state)
+        discriminator = self.net_.discriminator_
+        with eval_mode(discriminator), torch.no_grad():
+            logits = discriminator(torch.as_tensor(X, dtype=torch.float64, device=self.net_.device))
+        return X, density_ratio_weights(logits, self.weight_clip).cpu().numpy()
+
+
+WSAVAE = WeightedSelfAugmentation
+
+
+@contextmanager
+def _dropout_off(module):
+    """Eval mode without the dtype change of ``eval_mode``: sampling inside a
+    training step must stay in the training dtype and cheap."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def _discriminator_sizes(sizes):
+    if isinstance(sizes, numbers.Integral):
+        sizes = (sizes,)
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = (sizes,)
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ValueError(f"discriminator_hidden_layer_sizes must be positive integers, got {sizes!r}")
+    return tuple(int(s) for s in sizes)
