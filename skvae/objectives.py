@@ -112,3 +112,38 @@ def air_loss(module, likelihood, x, sigma, alpha=0.5, beta=1.0):
     noisy_input = x + sigma * torch.randn_like(x)
     noisy, _, _ = elbo_terms(module, likelihood, x, beta=beta, x_encoder=noisy_input)
     return -((1.0 - alpha) * clean.mean() + alpha * noisy.mean())
+
+
+def mixture_encoder_loss(real_loss, model_neg_elbo, alpha):
+    """Encoder loss of reverse half-asleep: the negative ELBO under a mixture.
+
+    The mixture is m(x) = alpha * p_model(x) + (1 - alpha) * p_data(x). A
+    batch holds equally many real rows and model samples, so the expectation
+    under m weights the two halves' means by ``1 - alpha`` and ``alpha``.
+    A half whose weight is zero is left out of the graph, so ``alpha=0``
+    gives exactly the gradient of ``real_loss`` (plain wake-phase encoder
+    training) and ``alpha=1`` exactly that of the model half (reverse sleep).
+
+    Parameters
+    ----------
+    real_loss : Tensor, scalar
+        Mean negative training objective of the real rows (the same value the
+        decoder is trained on).
+    model_neg_elbo : Tensor of shape (n,) or None
+        Negative ELBO of each model sample; None only when ``alpha == 0``.
+    alpha : float in [0, 1]
+        Weight of the model distribution in the mixture.
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    if alpha == 0:
+        return real_loss
+    model_loss = model_neg_elbo.mean()
+    if alpha == 1:
+        return model_loss
+    return (1.0 - alpha) * real_loss + alpha * model_loss
+
+
+__all__ += ["mixture_encoder_loss"]
