@@ -100,7 +100,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         likelihood.check_support(X)
         if hasattr(X, "toarray"):
             X = X.toarray()
-        return np.asarray(X, dtype=np.float64), likelihood
+        # Writable, because torch.as_tensor refuses to share read-only buffers silently.
+        return np.require(X, dtype=np.float64, requirements="W"), likelihood
 
     def _torch_device(self):
         try:
