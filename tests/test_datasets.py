@@ -1,6 +1,7 @@
 """Loaders of the benchmark data: real files in ../shared/data, and the download path offline."""
 
 import gzip
+import json
 import hashlib
 import http.server
 import shutil
@@ -289,7 +290,8 @@ def http_root(tmp_path):
 def _point_mnist_at(monkeypatch, base_url):
     for split in ("train", "valid", "test"):
         url = f"{base_url}/binarized_mnist_{split}.amat"
-        monkeypatch.setitem(_loaders.REMOTE, f"binarized_mnist/binarized_mnist_{split}.amat", _loaders.RemoteFile(url, None))
+        key = f"binarized_mnist/binarized_mnist_{split}.amat"
+        monkeypatch.setitem(_loaders.REMOTE, key, _loaders.RemoteFile(url, None))
 
 
 def test_binarized_mnist_download_over_http(tmp_path, http_root, monkeypatch):
@@ -338,3 +340,65 @@ def test_silhouettes_download_verifies_real_checksum(tmp_path, data_home, monkey
     got = load_caltech_silhouettes(data_home=tmp_path)
     assert got.filename == str(tmp_path / key) and got.test.shape == (2307, 784)
     np.testing.assert_array_equal(got.train, load_caltech_silhouettes(data_home=data_home).train)
+
+
+# ----------------------------------------------------------------------------- the benchmark harness
+
+
+@pytest.fixture(scope="module")
+def harness():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_harness.py"
+    spec = importlib.util.spec_from_file_location("_harness_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_harness_run_one_chooses_on_valid_and_records(harness, nltcs):
+    from sklearn.utils import Bunch
+
+    from skvae import VAEDensityEstimator
+
+    train, test = nltcs
+    data = Bunch(train=train[:600], valid=train[600:800], test=test[:100])
+    grid = [{"latent_dim": 2, "hidden_layer_sizes": (8,)}, {"latent_dim": 4, "hidden_layer_sizes": (16,)}]
+    seen = []
+
+    def factory(**params):
+        seen.append(params)
+        return VAEDensityEstimator(max_epochs=3, random_state=0, n_eval_samples=3, **params)
+
+    row = harness.run_one(
+        factory, "nltcs", grid, data=data, patience=2, iwae_samples=20, iwae_max_rows=40, log=seen.append
+    )
+    assert [p for p in seen if isinstance(p, dict)] == grid and row["grid_size"] == 2
+    valids = [float(m.split("valid ELBO ")[1].split()[0]) for m in seen if isinstance(m, str)]
+    assert row["valid_elbo"] == pytest.approx(max(valids), abs=1e-3)
+    assert row["iwae_rows"] == 40 and row["n_test"] == 100 and row["iwae_samples"] == 20
+    assert np.isfinite(row["test_iwae"]) and row["test_elbo"] < 0
+    assert row["bits_per_dim"] == pytest.approx(-row["test_iwae"] / (16 * np.log(2)))
+    assert json.loads(row["settings"])["n_eval_samples"] == 3  # restored after the IWAE pass
+
+
+def test_harness_evaluate_restores_n_eval_samples_and_iwae_beats_elbo(harness, nltcs):
+    from skvae import VAEDensityEstimator
+
+    train, test = nltcs
+    vae = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=2, random_state=0).fit(train[:500])
+    out = harness.evaluate(vae, test[:200], iwae_samples=50)
+    assert vae.n_eval_samples == 1 and out["iwae_rows"] == 200
+    assert out["test_elbo"] == pytest.approx(vae.score(test[:200]))
+    assert out["test_iwae"] > out["test_elbo"]
+
+
+def test_harness_append_row_grows_header(harness, tmp_path):
+    path = tmp_path / "r.csv"
+    harness.append_row(path, {"dataset": "a", "x": 1.5})
+    harness.append_row(path, {"dataset": "b", "y": "z"})
+    rows = harness.read_rows(path)
+    assert rows == [{"dataset": "a", "x": "1.5", "y": ""}, {"dataset": "b", "x": "", "y": "z"}]
+    harness.write_markdown(tmp_path / "r.md", rows, "python bench.py --x")
+    text = (tmp_path / "r.md").read_text()
+    assert "python bench.py --x" in text and "| a | 1.50 |  |" in text
