@@ -1,0 +1,9 @@
+"""Lossless compression with fitted skvae models (bits-back coding with ANS).
+
+:class:`BitsBackCoder` turns a fitted VAE density estimator into a lossless
+compressor of 0/1 arrays whose rate approaches the model's negative ELBO.
+"""
+
+from ._coder import BitsBackCoder
+
+__all__ = ["BitsBackCoder"]

@@ -1,0 +1,180 @@
+"""Bits-back coding of one chunk of rows on a single ANS stack.
+
+A chunk is split into blocks of rows; all rows of a block are processed
+together (one network call, one ``constriction`` call per symbol type), which
+is the same as bits-back coding with the block as the unit "row":
+
+encode block b (b = 0, 1, ...):
+    1. posterior q(z|x) of each row (encoder, then ``K`` refinement steps);
+    2. pop z ~ q(z|x) from the stack (block 0: take the cell of the posterior
+       mean instead, so a chunk needs no initial bits);
+    3. push x under p(x|z) (decoder at the cell centres);
+    4. push z under the discretized prior.
+
+decode block b (b = last, ..., 0) undoes these steps in reverse: pop z under
+the prior, pop x under p(x|z), recompute q(z|x) from the recovered rows and
+push z back under it, which returns exactly the bits the encoder borrowed.
+
+Block 0 is the chunk's first row alone. The next blocks (the "ramp") are
+sized by the encoder so that each pop finds enough bits on the stack (a pop
+from a nearly empty stack still decodes correctly but wastes rate); their
+sizes are stored in the chunk record. After the ramp every block has
+``block_size`` rows (the last one fewer). Both sides therefore run the
+networks on identical batches, with one intra-op thread, which makes their
+float outputs identical.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import constriction
+
+from ..inference import refine_posterior
+
+__all__ = ["ChunkCodec", "block_bounds"]
+
+
+def block_bounds(n_rows, block_size, ramp):
+    """(start, stop) of each block: row 0, the ramp blocks, then full blocks."""
+    sizes = [1] + list(ramp) if n_rows else []
+    start = sum(sizes)
+    if start > n_rows:
+        raise ValueError("corrupted chunk: block sizes exceed the chunk")
+    while start < n_rows:
+        sizes.append(min(block_size, n_rows - start))
+        start += sizes[-1]
+    bounds, start = [], 0
+    for size in sizes:
+        bounds.append((start, start + size))
+        start += size
+    return bounds
+
+
+@contextmanager
+def single_thread():
+    """Run torch on one intra-op thread (same reduction order everywhere), then restore."""
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
+
+
+class ChunkCodec:
+    """Codes chunks of rows with a fixed model; picklable for joblib workers.
+
+    Parameters
+    ----------
+    module : VAEModule
+        A CPU copy of the fitted module in eval mode (not modified).
+    columns : ColumnModel
+    grid : LatentGrid
+    n_steps : int
+        Posterior refinement steps (``optimal_inference_steps``).
+    lr : float
+        Step size of the refinement.
+    block_size : int
+        Largest number of rows per network call.
+    """
+
+    def __init__(self, module, columns, grid, n_steps, lr, block_size):
+        self.module = module
+        self.columns = columns
+        self.grid = grid
+        self.n_steps = n_steps
+        self.lr = lr
+        self.block_size = block_size
+
+    def _posterior(self, x):
+        mu, logvar = refine_posterior(self.module, self.columns.likelihood, x, self.n_steps, self.lr)
+        return self.grid.posterior_params(mu, logvar)
+
+    def _decoder_output(self, cells):
+        return self.module.decoder(self.grid.values(cells, self.module.latent_dim))
+
+    def encode(self, symbols):
+        """Compress a chunk of int32 symbols (n, n_features).
+
+        Returns
+        -------
+        words : ndarray of uint32
+            The ANS stream.
+        ramp : list of int
+            Sizes of the blocks between the first row and the full blocks.
+        """
+        grid, columns = self.grid, self.columns
+        prior, posterior = grid.prior_model(), grid.posterior_family()
+        coder = constriction.stream.stack.AnsCoder()
+        n_rows, ramp = len(symbols), []
+        popped_bits = popped_rows = 0
+        with single_thread(), torch.no_grad():
+            start = 0
+            while start < n_rows:
+                if start == 0:
+                    stop = 1
+                else:
+                    # rows whose posterior samples the stack can pay for, with a margin
+                    per_row = 1.1 * popped_bits / popped_rows + 1.0
+                    size = int((coder.num_valid_bits() - 64) // per_row)
+                    if size >= self.block_size:
+                        break
+                    stop = min(start + max(size, 1), n_rows)
+                    ramp.append(stop - start)
+                popped = self._encode_block(coder, symbols[start:stop], start == 0, prior, posterior)
+                popped_bits += popped
+                popped_rows += stop - start
+                start = stop
+            for begin, end in block_bounds(n_rows, self.block_size, ramp)[1 + len(ramp):]:
+                self._encode_block(coder, symbols[begin:end], False, prior, posterior)
+        return coder.get_compressed(), ramp
+
+    def _encode_block(self, coder, block, first, prior, posterior):
+        """Code one block; returns the bits popped (the entropy estimate for the first row)."""
+        grid, columns = self.grid, self.columns
+        mean, std = self._posterior(columns.network_input(block))
+        if first:
+            cells = grid.nearest(mean)
+            popped = grid.posterior_entropy_bits(mean, std)
+        else:
+            before = coder.num_valid_bits()
+            cells = coder.decode(posterior, mean, std)
+            popped = before - coder.num_valid_bits()
+        columns.push(coder, block, self._decoder_output(cells))
+        grid.push_prior(coder, cells, prior)
+        return popped
+
+    def decode(self, words, n_rows, ramp):
+        """Inverse of :meth:`encode`; raises ValueError when the stream is inconsistent."""
+        grid, columns = self.grid, self.columns
+        prior, posterior = grid.prior_model(), grid.posterior_family()
+        latent_dim = self.module.latent_dim
+        bounds = block_bounds(n_rows, self.block_size, ramp)
+        try:
+            coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
+        except Exception as exc:  # constriction rejects some malformed streams itself
+            raise ValueError(f"corrupted chunk: {exc}") from None
+        out = np.empty((n_rows, columns.n_features), dtype=np.int32)
+        with single_thread(), torch.no_grad():
+            for start, stop in reversed(bounds):
+                cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
+                block = columns.pop(coder, self._decoder_output(cells))
+                out[start:stop] = block
+                mean, std = self._posterior(columns.network_input(block))
+                if start == 0:
+                    if not np.array_equal(cells, grid.nearest(mean)):
+                        raise ValueError("corrupted chunk: the first row does not decode consistently")
+                else:
+                    coder.encode_reverse(cells, posterior, mean, std)
+        if not coder.is_empty():
+            raise ValueError("corrupted chunk: bits are left over after decoding")
+        return out
+
+    def first_row_overhead_bits(self, symbols):
+        """Bits the first row of a chunk does not get back: entropy of its discretized q(z|x)."""
+        with single_thread(), torch.no_grad():
+            mean, std = self._posterior(self.columns.network_input(symbols[:1]))
+        return self.grid.posterior_entropy_bits(mean, std)

@@ -1,0 +1,201 @@
+"""The file format of :class:`~skvae.coding.BitsBackCoder` (no pickle anywhere).
+
+Layout, all integers little-endian::
+
+    magic        8 bytes   b"SKVAEBB\\x00"
+    version      uint16    FORMAT_VERSION
+    header_len   uint32
+    header       header_len bytes of UTF-8 JSON (sorted keys): format name,
+                 constriction and torch versions, fingerprint of model and
+                 coder parameters, dtype, shape,
+                 column schema, coder parameters, number of chunks
+    header_crc   uint32    CRC-32 of the header bytes
+    n_chunks times:
+        n_rows       uint32    rows in this chunk
+        n_words      uint32    length of the ANS stream in 32-bit words
+        ramp_len     uint32    length of the ramp field in bytes
+        stream_crc   uint32    CRC-32 of the ramp and stream bytes
+        rows_crc     uint32    CRC-32 of the chunk's original array bytes
+        ramp         ramp_len bytes: LEB128 varints, the sizes of the blocks
+                     between the first row and the full blocks
+        stream       4 * n_words bytes (uint32 words)
+    trailer      8 bytes   b"SKVAEEND"
+    sha256       32 bytes  SHA-256 of the whole original array (C order bytes)
+
+Every chunk is an independent ANS stream, so chunks can be written and read
+one at a time and coded in parallel. :func:`parse` checks the whole structure
+(lengths, CRCs, trailer) before any decoding starts, so truncated or damaged
+input fails fast with ValueError.
+"""
+
+import json
+import struct
+import zlib
+
+import numpy as np
+
+__all__ = ["MAGIC", "FORMAT_VERSION", "write_preamble", "write_chunk", "write_trailer", "parse", "Chunk"]
+
+MAGIC = b"SKVAEBB\x00"
+TRAILER = b"SKVAEEND"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sHI")
+_RECORD = struct.Struct("<IIIII")
+_U32 = struct.Struct("<I")
+_MAX_HEADER = 1 << 20
+
+
+def write_preamble(stream, header):
+    """Write magic, version and the JSON header (a dict of JSON types)."""
+    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    stream.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)))
+    stream.write(body)
+    stream.write(_U32.pack(zlib.crc32(body)))
+
+
+def write_chunk(stream, n_rows, words, ramp, rows_crc):
+    """Write one chunk record: its ANS words (uint32 array), ramp block sizes and CRCs."""
+    payload = np.asarray(words, dtype="<u4").tobytes()
+    ramp_bytes = _varints(ramp)
+    crc = zlib.crc32(payload, zlib.crc32(ramp_bytes))
+    stream.write(_RECORD.pack(n_rows, len(payload) // 4, len(ramp_bytes), crc, rows_crc))
+    stream.write(ramp_bytes)
+    stream.write(payload)
+
+
+def _varints(values):
+    out = bytearray()
+    for value in values:
+        value = int(value)
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+    return bytes(out)
+
+
+def _read_varints(data):
+    values, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append(value)
+            value, shift = 0, 0
+        elif shift > 35:
+            raise ValueError("corrupted bits-back file: bad block sizes")
+    if shift:
+        raise ValueError("corrupted bits-back file: bad block sizes")
+    return values
+
+
+def write_trailer(stream, digest):
+    """Write the end marker and the SHA-256 digest of the original array."""
+    stream.write(TRAILER + digest)
+
+
+class Chunk:
+    """A parsed chunk record; ``words`` is a uint32 view into the input."""
+
+    __slots__ = ("n_rows", "words", "ramp", "rows_crc")
+
+    def __init__(self, n_rows, words, ramp, rows_crc):
+        self.n_rows = n_rows
+        self.words = words
+        self.ramp = ramp
+        self.rows_crc = rows_crc
+
+
+def parse(data):
+    """Validate a whole file and split it into (header, chunks, digest).
+
+    Parameters
+    ----------
+    data : bytes-like
+        The complete file (bytes, bytearray, memoryview, mmap or uint8 array).
+
+    Returns
+    -------
+    header : dict
+    chunks : list of Chunk
+    digest : bytes (32)
+
+    Raises
+    ------
+    ValueError
+        On any structural problem: wrong magic, unknown version, truncation,
+        CRC mismatch, inconsistent row counts, trailing garbage.
+    """
+    view = memoryview(data).cast("B")
+    size = len(view)
+    if size < _PREFIX.size or bytes(view[:8]) != MAGIC:
+        raise ValueError("not a skvae bits-back file (bad magic bytes)")
+    _, version, header_len = _PREFIX.unpack_from(view, 0)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unsupported bits-back format version {version} (this skvae reads {FORMAT_VERSION})")
+    pos = _PREFIX.size
+    if header_len > _MAX_HEADER or pos + header_len + 4 > size:
+        raise ValueError("truncated or corrupted bits-back file (header)")
+    body = bytes(view[pos:pos + header_len])
+    pos += header_len
+    if zlib.crc32(body) != _U32.unpack_from(view, pos)[0]:
+        raise ValueError("corrupted bits-back file: header checksum mismatch")
+    pos += 4
+    try:
+        header = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("corrupted bits-back file: header is not valid JSON") from None
+    n_rows_total, n_chunks = _check_header(header)
+    chunks, seen = [], 0
+    for index in range(n_chunks):
+        if pos + _RECORD.size > size:
+            raise ValueError(f"truncated bits-back file: chunk {index} of {n_chunks} is missing")
+        n_rows, n_words, ramp_len, stream_crc, rows_crc = _RECORD.unpack_from(view, pos)
+        pos += _RECORD.size
+        end = pos + ramp_len + 4 * n_words
+        if end > size:
+            raise ValueError(f"truncated bits-back file: chunk {index} of {n_chunks} is cut short")
+        ramp_bytes, payload = view[pos:pos + ramp_len], view[pos + ramp_len:end]
+        if zlib.crc32(payload, zlib.crc32(ramp_bytes)) != stream_crc:
+            raise ValueError(f"corrupted bits-back file: checksum mismatch in chunk {index}")
+        if n_rows == 0 or n_rows > header["params"]["chunk_size"]:
+            raise ValueError(f"corrupted bits-back file: chunk {index} claims {n_rows} rows")
+        ramp = _read_varints(bytes(ramp_bytes))
+        if any(r < 1 for r in ramp) or 1 + sum(ramp) > n_rows:
+            raise ValueError(f"corrupted bits-back file: bad block sizes in chunk {index}")
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)  # aligned native copy
+        chunks.append(Chunk(n_rows, words, ramp, rows_crc))
+        seen += n_rows
+        pos = end
+    if seen != n_rows_total:
+        raise ValueError(f"corrupted bits-back file: chunks hold {seen} rows, header says {n_rows_total}")
+    if size - pos < len(TRAILER) + 32:
+        raise ValueError("truncated bits-back file: end marker missing")
+    if bytes(view[pos:pos + len(TRAILER)]) != TRAILER:
+        raise ValueError("corrupted bits-back file: bad end marker")
+    pos += len(TRAILER)
+    digest = bytes(view[pos:pos + 32])
+    if pos + 32 != size:
+        raise ValueError(f"corrupted bits-back file: {size - pos - 32} unexpected bytes after the end marker")
+    return header, chunks, digest
+
+
+def _check_header(header):
+    """Check the types of the header fields that parsing relies on."""
+    try:
+        shape = header["shape"]
+        params = header["params"]
+        ok = (isinstance(shape, list) and len(shape) == 2
+              and all(isinstance(s, int) and s >= 0 for s in shape)
+              and isinstance(header["n_chunks"], int) and header["n_chunks"] >= 0
+              and isinstance(params, dict) and isinstance(params["chunk_size"], int)
+              and params["chunk_size"] >= 1 and isinstance(header["dtype"], str)
+              and isinstance(header["fingerprint"], str))
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError("corrupted bits-back file: header fields are missing or malformed")
+    if header["n_chunks"] != -(-shape[0] // params["chunk_size"]):
+        raise ValueError("corrupted bits-back file: chunk count does not match the shape")
+    return shape[0], header["n_chunks"]

@@ -1,0 +1,331 @@
+"""Tests of the bits-back coder (skvae.coding)."""
+
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skvae import VAEDensityEstimator
+from skvae.coding import BitsBackCoder
+from skvae.coding._container import parse
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(nltcs):
+    train, test = nltcs
+    return train[:3000], test[:1500]
+
+
+@pytest.fixture(scope="module")
+def vae(data):
+    return VAEDensityEstimator(latent_dim=3, hidden_layer_sizes=(24,), max_epochs=4, batch_size=100,
+                               random_state=0).fit(data[0])
+
+
+@pytest.fixture(scope="module")
+def coder(vae):
+    return BitsBackCoder(vae, chunk_size=700, block_size=128).fit()
+
+
+def _assert_identical(a, b):
+    assert type(b) is np.ndarray
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.array_equal(a, b)
+
+
+def _rewrite_header(data, **changes):
+    """Change header fields and recompute the header CRC (a well-formed but different file)."""
+    magic, version, length = struct.unpack_from("<8sHI", data, 0)
+    header = json.loads(data[14:14 + length])
+    header.update(changes)
+    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return (struct.pack("<8sHI", magic, version, len(body)) + body + struct.pack("<I", zlib.crc32(body))
+            + data[14 + length + 4:])
+
+
+# -- round trips --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int64, np.float32, np.float64, ">f8", ">i4"])
+def test_round_trip_keeps_values_dtype_and_shape(coder, data, dtype):
+    X = data[1][:900].astype(dtype)
+    blob = coder.encode(X)
+    assert isinstance(blob, bytes)
+    _assert_identical(X, coder.decode(blob))
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 2, 699, 700, 701])
+def test_round_trip_at_chunk_boundaries(coder, data, n_rows):
+    X = data[1][:n_rows]
+    _assert_identical(X, coder.decode(coder.encode(X)))
+
+
+def test_round_trip_tiny_chunks_and_blocks(vae, data):
+    X = data[1][:40]
+    coder = BitsBackCoder(vae, chunk_size=1, block_size=1).fit()
+    blob = coder.encode(X)
+    assert len(parse(blob)[1]) == 40
+    _assert_identical(X, coder.decode(blob))
+
+
+def test_round_trip_with_optimal_inference_steps(vae, data):
+    X = data[1][:300]
+    coder = BitsBackCoder(vae, optimal_inference_steps=2, chunk_size=200).fit()
+    blob = coder.encode(X)
+    _assert_identical(X, coder.decode(blob))
+    assert blob != BitsBackCoder(vae, chunk_size=200).fit().encode(X)
+
+
+def test_round_trip_memmap_and_list(coder, data, tmp_path):
+    X = data[1][:500]
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert coder.encode(mm) == coder.encode(X)
+    _assert_identical(X.astype(np.int64), coder.decode(coder.encode(X.astype(np.int64).tolist())))
+
+
+def test_decoder_uses_the_parameters_stored_in_the_file(vae, data):
+    X = data[1][:400]
+    blob = BitsBackCoder(vae, latent_precision=7, chunk_size=150, block_size=32).fit().encode(X)
+    other = BitsBackCoder(vae, latent_precision=3, chunk_size=1000).fit()
+    _assert_identical(X, other.decode(blob))
+
+
+# -- bits back actually saves bits ------------------------------------------------
+
+
+def test_rate_is_close_to_negative_elbo(vae, data):
+    X = data[0][:2000]
+    coder = BitsBackCoder(vae, chunk_size=5000).fit()
+    report = coder.report(X)
+    ideal = report.negative_elbo_bits + report.overhead_bits
+    # without bits back the payload would exceed this by about the posterior entropy per row
+    assert abs(report.payload_bits - ideal) < 0.02 * ideal
+    assert 0 < report.overhead_bits < 500
+    assert report.total_bits == 8 * len(coder.encode(X)) == report.payload_bits + report.container_bits
+    assert report.bits_per_dim == pytest.approx(report.total_bits / X.size)
+    assert report.raw_bits == X.size
+    assert min(report.gzip_bits, report.bz2_bits, report.xz_bits) > 0
+
+
+def test_score_is_negative_bits_per_dim(coder, data):
+    X = data[1][:500]
+    assert coder.score(X) == pytest.approx(-8 * len(coder.encode(X)) / X.size)
+
+
+# -- transformer API and fitting rule ---------------------------------------------------------
+
+
+def test_transform_and_inverse_transform_in_a_pipeline(vae, data):
+    X = data[1][:300]
+    pipe = make_pipeline(FunctionTransformer(None), BitsBackCoder(vae, chunk_size=128))
+    code = pipe.fit(X).transform(X)
+    assert code.dtype == np.uint8 and code.ndim == 1
+    assert code.tobytes() == pipe[-1].encode(X)
+    _assert_identical(X, pipe.inverse_transform(code))
+    with pytest.raises(ValueError, match="1-D uint8"):
+        pipe[-1].inverse_transform(code.astype(np.int16))
+
+
+def test_fitted_estimator_is_used_as_is(vae, data):
+    before = {k: v.clone() for k, v in vae.net_.module_.state_dict().items()}
+    coder = BitsBackCoder(vae).fit(data[0][:100])
+    assert coder.estimator_ is vae
+    for k, v in vae.net_.module_.state_dict().items():
+        assert torch.equal(before[k], v)
+
+
+def test_unfitted_estimator_is_cloned_and_fitted(data):
+    est = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
+    coder = BitsBackCoder(est).fit(data[0][:200])
+    assert coder.estimator_ is not est and not hasattr(est, "net_")
+    assert hasattr(coder.estimator_, "net_")
+    with pytest.raises(ValueError, match="X is required"):
+        BitsBackCoder(est).fit()
+
+
+def test_default_estimator_is_a_vae():
+    X = (np.random.RandomState(0).rand(30, 4) < 0.5).astype(np.uint8)
+    coder = BitsBackCoder().fit(X)
+    assert isinstance(coder.estimator_, VAEDensityEstimator)
+    _assert_identical(X, coder.decode(coder.encode(X)))
+
+
+def test_model_snapshot_is_frozen_at_fit(data):
+    est = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
+    est.fit(data[0][:200])
+    coder = BitsBackCoder(est).fit()
+    blob = coder.encode(data[1][:100])
+    est.partial_fit(data[0][:200])  # the user keeps training the estimator
+    assert coder.encode(data[1][:100]) == blob
+
+
+def test_clone_and_params(coder):
+    params = coder.get_params(deep=False)
+    assert params["chunk_size"] == 700 and params["optimal_inference_steps"] == 0
+    assert clone(coder).get_params(deep=False)["block_size"] == 128
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def test_gaussian_likelihood_is_refused(data):
+    est = VAEDensityEstimator(likelihood="gaussian", latent_dim=2, hidden_layer_sizes=(8,), max_epochs=1,
+                              random_state=0).fit(data[0][:100].astype(float))
+    with pytest.raises(ValueError, match="not supported.*bernoulli"):
+        BitsBackCoder(est).fit()
+
+
+def test_bad_input_is_refused(coder, data):
+    X = data[1][:20].astype(np.float64)
+    bad = X.copy()
+    bad[3, 5] = 2.0
+    with pytest.raises(ValueError, match="column 5"):
+        coder.encode(bad)
+    neg = X.copy()
+    neg[np.nonzero(neg == 0)[0][0], np.nonzero(neg == 0)[1][0]] = -0.0
+    with pytest.raises(ValueError, match="bit for bit"):
+        coder.encode(neg)
+    with pytest.raises(TypeError, match="sparse"):
+        coder.encode(sp.csr_matrix(X))
+    with pytest.raises(TypeError, match="dtype"):
+        coder.encode(X.astype(object))
+    with pytest.raises(ValueError, match="2-D"):
+        coder.encode(X[0])
+    with pytest.raises(ValueError, match="features"):
+        coder.encode(X[:, :5])
+
+
+@pytest.mark.parametrize("param, value", [("optimal_inference_steps", -1), ("latent_precision", 30),
+                                          ("chunk_size", 0), ("likelihood_precision", 40),
+                                          ("inference_lr", 0.0)])
+def test_bad_parameters_are_refused(vae, param, value):
+    with pytest.raises(ValueError, match=param):
+        BitsBackCoder(vae, **{param: value}).fit()
+
+
+# -- the container --------------------------------------------------------------------------
+
+
+def test_container_layout_has_no_pickle(coder, data, monkeypatch):
+    X = data[1][:800]
+    blob = coder.encode(X)
+    assert blob[:8] == b"SKVAEBB\x00" and blob[-40:-32] == b"SKVAEEND"
+    header, chunks, digest = parse(blob)
+    assert header["shape"] == [800, 16] and header["dtype"] == "|u1" and header["n_chunks"] == 2
+    assert header["columns"] == [{"kind": "bernoulli", "count": 16}]
+    assert header["params"]["chunk_size"] == 700 and header["constriction_version"].startswith("0.5")
+    assert [c.n_rows for c in chunks] == [700, 100]
+    assert digest == __import__("hashlib").sha256(X.tobytes()).digest()
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("pickle used while decoding")
+
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    _assert_identical(X, coder.decode(blob))
+
+
+def test_truncated_input_raises_value_error(coder, data):
+    blob = coder.encode(data[1][:800])
+    for cut in [0, 5, 13, 40, len(blob) // 2, len(blob) - 41, len(blob) - 1]:
+        with pytest.raises(ValueError):
+            coder.decode(blob[:cut])
+    with pytest.raises(ValueError, match="unexpected bytes"):
+        coder.decode(blob + b"\0")
+
+
+def test_corrupted_bytes_raise_value_error(coder, data):
+    blob = coder.encode(data[1][:800])
+    rng = np.random.RandomState(0)
+    positions = [0, 9, 20, len(blob) // 3, len(blob) // 2, len(blob) - 50, len(blob) - 3]
+    positions += list(rng.randint(0, len(blob), size=20))
+    for pos in positions:
+        damaged = bytearray(blob)
+        damaged[pos] ^= 0x5A
+        with pytest.raises(ValueError):
+            coder.decode(bytes(damaged))
+
+
+def test_corrupted_stream_with_valid_crc_never_returns_a_wrong_array(coder, data):
+    X = data[1][:800]
+    blob = coder.encode(X)
+    header_len = struct.unpack_from("<I", blob, 10)[0]
+    record = 14 + header_len + 4
+    n_rows, n_words, ramp_len, _, rows_crc = struct.unpack_from("<IIIII", blob, record)
+    start = record + 20 + ramp_len
+    for word in [0, n_words // 2, n_words - 1]:
+        damaged = bytearray(blob)
+        damaged[start + 4 * word] ^= 0x01
+        crc = zlib.crc32(bytes(damaged[start:start + 4 * n_words]),
+                         zlib.crc32(bytes(damaged[record + 20:start])))
+        struct.pack_into("<IIIII", damaged, record, n_rows, n_words, ramp_len, crc, rows_crc)
+        with pytest.raises(ValueError):
+            coder.decode(bytes(damaged))
+
+
+def test_different_model_is_detected(coder, vae, data):
+    blob = coder.encode(data[1][:100])
+    other = VAEDensityEstimator(latent_dim=3, hidden_layer_sizes=(24,), max_epochs=4, batch_size=100,
+                                random_state=1).fit(data[0])
+    with pytest.raises(ValueError, match="different model"):
+        BitsBackCoder(other).fit().decode(blob)
+
+
+def test_incompatible_constriction_version_is_refused(coder, data):
+    blob = _rewrite_header(coder.encode(data[1][:100]), constriction_version="0.4.1")
+    with pytest.raises(ValueError, match="constriction 0.4.1"):
+        coder.decode(blob)
+
+
+def test_unknown_format_version_is_refused(coder, data):
+    blob = bytearray(coder.encode(data[1][:100]))
+    struct.pack_into("<H", blob, 8, 99)
+    with pytest.raises(ValueError, match="version 99"):
+        coder.decode(bytes(blob))
+
+
+# -- determinism and parallel chunks ----------------------------------------------------------
+
+
+def test_parallel_chunks_give_identical_bytes(vae, data):
+    X = data[1][:1200]
+    serial = BitsBackCoder(vae, chunk_size=300).fit()
+    parallel = clone(serial).set_params(estimator=vae, n_jobs=2).fit()
+    blob = serial.encode(X)
+    assert parallel.encode(X) == blob
+    _assert_identical(X, parallel.decode(blob))
+
+
+def test_decode_in_another_process_with_other_thread_count(coder, data, tmp_path):
+    X = data[1][:1000]
+    joblib.dump(coder, tmp_path / "coder.joblib")
+    (tmp_path / "x.bb").write_bytes(coder.encode(X))
+    script = textwrap.dedent(f"""
+        import joblib, numpy as np, torch
+        torch.set_num_threads(2)
+        coder = joblib.load({str(tmp_path / 'coder.joblib')!r})
+        data = open({str(tmp_path / 'x.bb')!r}, 'rb').read()
+        np.save({str(tmp_path / 'y.npy')!r}, coder.decode(data))
+        open({str(tmp_path / 'again.bb')!r}, 'wb').write(coder.encode(np.load({str(tmp_path / 'y.npy')!r})))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="2")
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=REPO, timeout=120)
+    _assert_identical(X, np.load(tmp_path / "y.npy"))
+    assert (tmp_path / "again.bb").read_bytes() == (tmp_path / "x.bb").read_bytes()
