@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._net import ELBOLoss, VAENet, eval_mode
 from .callbacks import EpochProgressBar
+from ._tabular import TableSchema
 from .likelihoods import get_likelihood
 from .modules import VAEModule
 
@@ -93,7 +94,12 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         _check_int(self.verbose, "verbose", 0)
         return tuple(int(s) for s in sizes)
 
+    def _uses_schema(self):
+        return isinstance(self.likelihood, dict) or (isinstance(self.likelihood, str) and self.likelihood == "auto")
+
     def _validate_X(self, X, reset):
+        if self._uses_schema():
+            return self._validate_table(X, reset)
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                           ensure_all_finite=True)
         likelihood = get_likelihood(self.likelihood) if reset else self.likelihood_
@@ -102,6 +108,22 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             X = X.toarray()
         # Writable, because torch.as_tensor refuses to share read-only buffers silently.
         return np.require(X, dtype=np.float64, requirements="W"), likelihood
+
+    def _validate_table(self, X, reset):
+        """Validation of mixed-type tables: column kinds, codes, and support."""
+        # Feature count and names only; the schema converts the values.
+        validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, ensure_min_features=1)
+        if reset:
+            self.schema_ = TableSchema.infer(X, self.likelihood)
+        codes = self.schema_.encode(X)
+        likelihood = self.schema_.likelihood() if reset else self.likelihood_
+        likelihood.check_support(codes, column_names=self.schema_.column_names())
+        return codes, likelihood
+
+    def _to_output(self, x, cast=True):
+        """Model-space rows as numpy, in the original column types when a schema is used."""
+        x = x.double().cpu().numpy()
+        return self.schema_.decode(x, cast=cast) if hasattr(self, "schema_") else x
 
     def _torch_device(self):
         try:
@@ -140,6 +162,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             module__latent_dim=self.latent_dim,
             module__hidden_layer_sizes=hidden,
             module__dropout=self.dropout,
+            module__preprocess=likelihood.encoder_preprocess(),
             criterion=ELBOLoss,
             criterion__likelihood=likelihood,
             criterion__beta=self.beta,
@@ -228,7 +251,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return self._train(X, 1)
 
     def _reset(self):
-        for name in ("net_", "history_", "likelihood_", "_rng_state_", "n_features_in_", "feature_names_in_"):
+        for name in ("net_", "history_", "likelihood_", "schema_", "_rng_state_", "n_features_in_",
+                     "feature_names_in_"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -327,14 +351,17 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features)
+        ndarray or DataFrame of shape (n_samples, n_features)
+            In the original column types when fitted with a column schema
+            (a DataFrame when fitted on one): numeric columns as float means,
+            categorical columns as their most probable category.
         """
         check_is_fitted(self, "net_")
         Z = _as_latent(Z, self.latent_dim)
         with eval_mode(self.net_.module_), torch.no_grad():
             z = torch.as_tensor(Z, dtype=torch.float64, device=self.net_.device)
             mean = self.likelihood_.mean(self.net_.module_.decoder(z))
-        return mean.double().cpu().numpy()
+        return self._to_output(mean, cast=False)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw rows from the model: z ~ N(0, I), then x ~ p(x | z).
@@ -348,7 +375,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            In the original column types and categories when fitted with a
+            column schema (a DataFrame when fitted on one).
         """
         check_is_fitted(self, "net_")
         _check_int(n_samples, "n_samples", 1)
@@ -359,7 +388,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             z = torch.randn((n_samples, module.latent_dim), generator=generator, device=self.net_.device,
                             dtype=torch.float64)
             x = self.likelihood_.sample(module.decoder(z), generator=generator)
-        return x.double().cpu().numpy()
+        return self._to_output(x)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Likelihood", "Bernoulli", "Gaussian", "get_likelihood"]
+from .modules import Affine, ColumnwiseInput, OneHot
+
+__all__ = ["Likelihood", "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "Mixed", "get_likelihood"]
 
 
 class Likelihood:
@@ -45,9 +47,16 @@ class Likelihood:
         """E[x | params]."""
         raise NotImplementedError
 
-    def check_support(self, X):
-        """Raise ``ValueError`` naming a column whose values are outside the support."""
+    def check_support(self, X, column_names=None):
+        """Raise ``ValueError`` naming a column whose values are outside the support.
+
+        ``column_names[j]`` names local column ``j`` in the message (default: ``j``).
+        """
         raise NotImplementedError
+
+    def encoder_preprocess(self):
+        """An ``nn.Module`` (with ``n_out``) mapping rows to the encoder's input, or None for identity."""
+        return None
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -75,12 +84,12 @@ class Bernoulli(Likelihood):
     def mean(self, params):
         return torch.sigmoid(params)
 
-    def check_support(self, X):
+    def check_support(self, X, column_names=None):
         bad = _first_bad_column(X, lambda col: (col != 0) & (col != 1))
         if bad is not None:
             j, value = bad
             raise ValueError(
-                f"likelihood='bernoulli' needs 0/1 values, but column {j} "
+                f"likelihood='bernoulli' needs 0/1 values, but column {_name(column_names, j)} "
                 f"holds {value!r}. Binarize the data or use likelihood='gaussian'."
             )
 
@@ -118,12 +127,198 @@ class Gaussian(Likelihood):
     def mean(self, params):
         return self._split(params)[0]
 
-    def check_support(self, X):
+    def check_support(self, X, column_names=None):
         # Finiteness is checked by input validation; every real value is allowed.
         return None
 
     def __repr__(self):
         return f"Gaussian(min_log_scale={self.min_log_scale}, max_log_scale={self.max_log_scale})"
+
+
+class Categorical(Likelihood):
+    """One softmax group per column; column ``j`` holds codes ``0 .. n_categories[j] - 1``.
+
+    The decoder outputs ``sum(n_categories)`` logits; the encoder sees the
+    one-hot codes. :meth:`mean` returns the most probable code, since a mean
+    of unordered categories is not defined.
+    """
+
+    name = "categorical"
+
+    def __init__(self, n_categories):
+        self.n_categories = tuple(int(k) for k in n_categories)
+        if not self.n_categories or min(self.n_categories) < 1:
+            raise ValueError(f"n_categories must be positive integers, got {n_categories!r}")
+        k_max = max(self.n_categories)
+        starts = np.concatenate([[0], np.cumsum(self.n_categories)[:-1]])
+        offsets = np.arange(k_max)
+        self._valid = torch.as_tensor(offsets[None, :] < np.array(self.n_categories)[:, None])
+        self._index = torch.as_tensor(np.where(self._valid.numpy(), starts[:, None] + offsets[None, :], 0))
+
+    def n_params(self, n_features):
+        if n_features != len(self.n_categories):
+            raise ValueError(f"Categorical has {len(self.n_categories)} columns, got {n_features}")
+        return sum(self.n_categories)
+
+    def log_probs(self, params):
+        """Log-probabilities of every code, shape ``(..., n_columns, max categories)``, -inf padded."""
+        padded = params[..., self._index.to(params.device)]
+        padded = padded.masked_fill(~self._valid.to(params.device), float("-inf"))
+        return padded.log_softmax(-1)
+
+    def probs(self, params):
+        """Probabilities of every code, shape ``(..., n_columns, max categories)``, 0 padded."""
+        return self.log_probs(params).exp()
+
+    def log_prob_per_feature(self, params, x):
+        log_probs = self.log_probs(params)
+        codes = x.long().expand(log_probs.shape[:-1]).unsqueeze(-1)
+        return log_probs.gather(-1, codes).squeeze(-1)
+
+    def sample(self, params, generator=None):
+        cdf = self.probs(params).cumsum(-1)
+        u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=params.device, dtype=params.dtype)
+        codes = (u * cdf[..., -1:] > cdf).sum(-1)
+        return torch.minimum(codes, torch.as_tensor(self.n_categories, device=params.device) - 1).to(params.dtype)
+
+    def mean(self, params):
+        return self.log_probs(params).argmax(-1).to(params.dtype)
+
+    def check_support(self, X, column_names=None):
+        high = np.asarray(self.n_categories) - 1
+        bad = _first_bad_column(np.asarray(X), lambda A: (A != np.round(A)) | (A < 0) | (A > high))
+        if bad is not None:
+            j, value = bad
+            raise ValueError(f"column {_name(column_names, j)} holds {value!r}, which is not one of its "
+                             f"{self.n_categories[j]} category codes 0..{self.n_categories[j] - 1}")
+
+    def encoder_preprocess(self):
+        return OneHot(self.n_categories)
+
+    def __repr__(self):
+        return f"Categorical(n_categories={self.n_categories})"
+
+
+class DiscretizedLogistic(Likelihood):
+    """Integer columns on ``[low, high]``: a logistic density binned at the integers.
+
+    P(x = k) is the logistic mass of ``[k - 1/2, k + 1/2]``, with the two end
+    bins stretched to ``-inf`` and ``+inf`` so the mass over the range is one.
+    The decoder outputs a location (on a unit scale over the range) and a log
+    scale per column.
+    """
+
+    name = "integer"
+
+    def __init__(self, low, high, min_log_scale=-7.0):
+        self.low = np.asarray(low, dtype=np.float64).ravel()
+        self.high = np.asarray(high, dtype=np.float64).ravel()
+        if self.low.shape != self.high.shape or np.any(self.high < self.low):
+            raise ValueError("low and high must have one entry per column with low <= high")
+        self.min_log_scale = min_log_scale
+        self._center = (self.low + self.high) / 2
+        self._half = (self.high - self.low) / 2 + 0.5
+
+    def n_params(self, n_features):
+        if n_features != len(self.low):
+            raise ValueError(f"DiscretizedLogistic has {len(self.low)} columns, got {n_features}")
+        return 2 * n_features
+
+    def _loc_log_scale(self, params):
+        raw_loc, raw_log_scale = params.chunk(2, dim=-1)
+        half = torch.as_tensor(self._half, dtype=params.dtype, device=params.device)
+        center = torch.as_tensor(self._center, dtype=params.dtype, device=params.device)
+        log_scale = (raw_log_scale + torch.log(half)).clamp(min=self.min_log_scale)
+        return center + half * raw_loc, log_scale
+
+    def log_prob_per_feature(self, params, x):
+        loc, log_scale = self._loc_log_scale(params)
+        low = torch.as_tensor(self.low, dtype=params.dtype, device=params.device)
+        high = torch.as_tensor(self.high, dtype=params.dtype, device=params.device)
+        inv_scale = torch.exp(-log_scale)
+        a = torch.where(x <= low, float("-inf"), (x - 0.5 - loc) * inv_scale)
+        b = torch.where(x >= high, float("inf"), (x + 0.5 - loc) * inv_scale)
+        return _log_sigmoid_difference(b, a)
+
+    def sample(self, params, generator=None):
+        loc, log_scale = self._loc_log_scale(params)
+        u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype).clamp(1e-12, 1 - 1e-12)
+        value = loc + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
+        low = torch.as_tensor(self.low, dtype=loc.dtype, device=loc.device)
+        high = torch.as_tensor(self.high, dtype=loc.dtype, device=loc.device)
+        return torch.minimum(torch.maximum(torch.round(value), low), high)
+
+    def mean(self, params):
+        loc, _ = self._loc_log_scale(params)
+        low = torch.as_tensor(self.low, dtype=loc.dtype, device=loc.device)
+        high = torch.as_tensor(self.high, dtype=loc.dtype, device=loc.device)
+        return torch.minimum(torch.maximum(loc, low), high)
+
+    def check_support(self, X, column_names=None):
+        bad = _first_bad_column(np.asarray(X), lambda A: (A != np.round(A)) | (A < self.low) | (A > self.high))
+        if bad is not None:
+            j, value = bad
+            raise ValueError(f"column {_name(column_names, j)} holds {value!r}, outside its integer range "
+                             f"{self.low[j]:g}..{self.high[j]:g} seen in fit")
+
+    def encoder_preprocess(self):
+        return Affine(self._center, self._half)
+
+    def __repr__(self):
+        return f"DiscretizedLogistic(low={self.low.tolist()}, high={self.high.tolist()})"
+
+
+class Mixed(Likelihood):
+    """Different observation models for different columns.
+
+    Parameters
+    ----------
+    parts : list of (Likelihood, list of int)
+        Each likelihood with the column indices it models; together the
+        column lists must cover ``0 .. n_features - 1`` exactly once.
+    """
+
+    name = "mixed"
+
+    def __init__(self, parts):
+        self.parts = [(likelihood, [int(c) for c in cols]) for likelihood, cols in parts]
+        columns = np.concatenate([cols for _, cols in self.parts]) if self.parts else np.array([], int)
+        if sorted(columns.tolist()) != list(range(len(columns))):
+            raise ValueError("the parts' column lists must cover every column exactly once")
+        self._order = torch.as_tensor(np.argsort(columns))  # concatenated parts -> column order
+        widths = [likelihood.n_params(len(cols)) for likelihood, cols in self.parts]
+        self._param_slices = [slice(int(a), int(b)) for a, b in zip(np.cumsum([0] + widths[:-1]), np.cumsum(widths))]
+
+    def n_params(self, n_features):
+        if n_features != len(self._order):
+            raise ValueError(f"Mixed covers {len(self._order)} columns, got {n_features}")
+        return self._param_slices[-1].stop if self.parts else 0
+
+    def _per_part(self, fn, params, *xs):
+        outs = [fn(likelihood, params[..., sl], *(x[..., cols] for x in xs))
+                for (likelihood, cols), sl in zip(self.parts, self._param_slices)]
+        return torch.cat(outs, dim=-1)[..., self._order.to(params.device)]
+
+    def log_prob_per_feature(self, params, x):
+        return self._per_part(lambda lik, p, xx: lik.log_prob_per_feature(p, xx), params, x)
+
+    def sample(self, params, generator=None):
+        return self._per_part(lambda lik, p: lik.sample(p, generator=generator), params)
+
+    def mean(self, params):
+        return self._per_part(lambda lik, p: lik.mean(p), params)
+
+    def check_support(self, X, column_names=None):
+        X = np.asarray(X)
+        for likelihood, cols in self.parts:
+            names = [column_names[c] if column_names is not None else c for c in cols]
+            likelihood.check_support(X[:, cols], column_names=names)
+
+    def encoder_preprocess(self):
+        return ColumnwiseInput([(likelihood.encoder_preprocess(), cols) for likelihood, cols in self.parts])
+
+    def __repr__(self):
+        return "Mixed([" + ", ".join(f"({lik!r}, {cols})" for lik, cols in self.parts) + "])"
 
 
 _LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian}
@@ -147,8 +342,26 @@ def get_likelihood(likelihood):
     if isinstance(likelihood, str) and likelihood in _LIKELIHOODS:
         return _LIKELIHOODS[likelihood]()
     raise ValueError(
-        f"likelihood must be one of {sorted(_LIKELIHOODS)} or a Likelihood instance, got {likelihood!r}"
+        f"likelihood must be one of {sorted(_LIKELIHOODS) + ['auto']}, a dict of columns per likelihood, "
+        f"or a Likelihood instance, got {likelihood!r}"
     )
+
+
+def _name(column_names, j):
+    return repr(column_names[j]) if column_names is not None else str(j)
+
+
+def _log_sigmoid_difference(b, a):
+    """log(sigmoid(b) - sigmoid(a)) for b > a, accurate in both tails.
+
+    Uses sigmoid(b) - sigmoid(a) = sigmoid(-a) - sigmoid(-b) to keep the
+    larger of the two terms away from 1 where precision is lost.
+    """
+    flip = (a + b) > 0
+    hi = torch.where(flip, -a, b)
+    lo = torch.where(flip, -b, a)
+    log_hi, log_lo = F.logsigmoid(hi), F.logsigmoid(lo)
+    return log_hi + torch.log1p(-torch.exp(log_lo - log_hi).clamp(max=1 - 1e-12))
 
 
 def _first_bad_column(X, is_bad):

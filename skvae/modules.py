@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-__all__ = ["MLP", "GaussianEncoder", "Decoder", "VAEModule", "Discriminator"]
+__all__ = ["MLP", "GaussianEncoder", "Decoder", "VAEModule", "Discriminator", "OneHot", "Affine", "ColumnwiseInput"]
 
 
 class MLP(nn.Sequential):
@@ -32,15 +32,26 @@ class MLP(nn.Sequential):
 
 
 class GaussianEncoder(nn.Module):
-    """q(z | x) = N(mu(x), diag(exp(logvar(x)))), an MLP with a two-headed output."""
+    """q(z | x) = N(mu(x), diag(exp(logvar(x)))), an MLP with a two-headed output.
 
-    def __init__(self, n_in, latent_dim, hidden_layer_sizes=(), dropout=0.0):
+    ``preprocess`` maps data rows to the network's input (one-hot codes of
+    categorical columns, say; identity when None) and must have ``n_out``.
+    ``noise_std`` in :meth:`forward` adds Gaussian noise after preprocessing
+    (AIR's denoising input).
+    """
+
+    def __init__(self, n_in, latent_dim, hidden_layer_sizes=(), dropout=0.0, preprocess=None):
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = MLP(n_in, 2 * latent_dim, hidden_layer_sizes, dropout)
+        self.preprocess = preprocess if preprocess is not None else nn.Identity()
+        width = preprocess.n_out if preprocess is not None else n_in
+        self.net = MLP(width, 2 * latent_dim, hidden_layer_sizes, dropout)
 
-    def forward(self, x):
-        mu, logvar = self.net(x).chunk(2, dim=-1)
+    def forward(self, x, noise_std=0.0):
+        h = self.preprocess(x)
+        if noise_std:
+            h = h + noise_std * torch.randn_like(h)
+        mu, logvar = self.net(h).chunk(2, dim=-1)
         return mu, logvar
 
 
@@ -61,10 +72,11 @@ class VAEModule(nn.Module):
     The decoder mirrors the encoder's hidden layers in reverse order.
     """
 
-    def __init__(self, n_features, n_params, latent_dim=16, hidden_layer_sizes=(500, 500), dropout=0.0):
+    def __init__(self, n_features, n_params, latent_dim=16, hidden_layer_sizes=(500, 500), dropout=0.0,
+                 preprocess=None):
         super().__init__()
         hidden = tuple(hidden_layer_sizes)
-        self.encoder = GaussianEncoder(n_features, latent_dim, hidden, dropout)
+        self.encoder = GaussianEncoder(n_features, latent_dim, hidden, dropout, preprocess)
         self.decoder = Decoder(latent_dim, n_params, hidden[::-1], dropout)
 
     @property
@@ -84,3 +96,45 @@ class Discriminator(nn.Module):
 
     def forward(self, x):
         return self.net(x).squeeze(-1)
+
+
+class OneHot(nn.Module):
+    """One-hot codes of integer-coded categorical columns, concatenated."""
+
+    def __init__(self, n_categories):
+        super().__init__()
+        self.n_categories = tuple(int(k) for k in n_categories)
+        self.n_out = sum(self.n_categories)
+        offsets = torch.tensor([0, *self.n_categories[:-1]]).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, x):
+        index = x.long() + self.offsets
+        out = x.new_zeros(x.shape[:-1] + (self.n_out,))
+        return out.scatter_(-1, index, 1.0)
+
+
+class Affine(nn.Module):
+    """(x - center) / scale per column: puts integer columns on a unit scale."""
+
+    def __init__(self, center, scale):
+        super().__init__()
+        self.n_out = len(center)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
+
+    def forward(self, x):
+        return (x - self.center.to(x.dtype)) / self.scale.to(x.dtype)
+
+
+class ColumnwiseInput(nn.Module):
+    """Applies one preprocessing module per group of columns and concatenates."""
+
+    def __init__(self, parts):
+        super().__init__()
+        self.columns = [list(map(int, cols)) for _, cols in parts]
+        self.parts = nn.ModuleList(module if module is not None else nn.Identity() for module, _ in parts)
+        self.n_out = sum(module.n_out if module is not None else len(cols) for module, cols in parts)
+
+    def forward(self, x):
+        return torch.cat([part(x[..., cols]) for part, cols in zip(self.parts, self.columns)], dim=-1)

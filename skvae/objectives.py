@@ -38,7 +38,7 @@ def log_normal(z, mu, logvar):
     return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
 
 
-def elbo_terms(module, likelihood, x, eps=None, beta=1.0, x_encoder=None):
+def elbo_terms(module, likelihood, x, eps=None, beta=1.0, encoder_noise=0.0):
     """Single-sample ELBO of each row and its two parts.
 
     ELBO(x) = E_q log p(x|z) - beta * KL(q(z|x) || p(z)), with the expectation
@@ -54,8 +54,9 @@ def elbo_terms(module, likelihood, x, eps=None, beta=1.0, x_encoder=None):
         Standard normal noise; drawn from the global torch RNG if omitted.
     beta : float, default=1.0
         Weight of the rate term (1 gives a bound on log p(x)).
-    x_encoder : Tensor, optional
-        What the encoder sees, when it differs from ``x`` (AIR's noisy input).
+    encoder_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the encoder's input
+        (AIR); the decoder still scores the clean ``x``.
 
     Returns
     -------
@@ -63,7 +64,7 @@ def elbo_terms(module, likelihood, x, eps=None, beta=1.0, x_encoder=None):
         ``distortion = -log p(x|z)`` and ``rate = KL(q(z|x) || p(z))``;
         ``elbo = -distortion - beta * rate``.
     """
-    mu, logvar = module.encoder(x if x_encoder is None else x_encoder)
+    mu, logvar = module.encoder(x, noise_std=encoder_noise)
     return posterior_elbo_terms(module.decoder, likelihood, x, mu, logvar, eps, beta)
 
 
@@ -109,8 +110,7 @@ def air_loss(module, likelihood, x, sigma, alpha=0.5, beta=1.0):
     decoder still reconstructs the clean ``x``, with weight ``alpha``.
     """
     clean, _, _ = elbo_terms(module, likelihood, x, beta=beta)
-    noisy_input = x + sigma * torch.randn_like(x)
-    noisy, _, _ = elbo_terms(module, likelihood, x, beta=beta, x_encoder=noisy_input)
+    noisy, _, _ = elbo_terms(module, likelihood, x, beta=beta, encoder_noise=sigma)
     return -((1.0 - alpha) * clean.mean() + alpha * noisy.mean())
 
 

@@ -19,8 +19,15 @@ class VAEDensityEstimator(BaseVAE):
         Dimension of the latent code z.
     hidden_layer_sizes : tuple of int, default=(500, 500)
         Hidden widths of the encoder; the decoder uses them in reverse.
-    likelihood : {'bernoulli', 'gaussian'} or Likelihood, default='bernoulli'
+    likelihood : {'bernoulli', 'gaussian', 'auto'}, dict or Likelihood, default='bernoulli'
         Observation model p(x|z). ``'bernoulli'`` needs 0/1 data.
+        ``'auto'`` picks one per column for mixed tables (bool and 0/1
+        columns Bernoulli, category/object/string columns categorical with
+        a one-hot encoder input, integer columns a discretized logistic on
+        their observed range, other numeric columns Gaussian); a dict such as
+        ``{'categorical': ['color'], 'integer': [3]}`` fixes the kind of the
+        columns it names and infers the rest. The result is kept in
+        ``schema_``.
     beta : float, default=1.0
         Weight of the KL (rate) term during training; scores always use 1.
     dropout : float, default=0.0
@@ -61,6 +68,9 @@ class VAEDensityEstimator(BaseVAE):
         and the scores of any :class:`~skvae.ELBOMonitor`.
     likelihood_ : Likelihood
         The observation model used.
+    schema_ : TableSchema
+        Only with ``likelihood='auto'`` or a dict: each column's kind,
+        categories and integer range (``schema_.spec`` maps kinds to columns).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Present when fitted on a DataFrame with string column names.

@@ -1,0 +1,216 @@
+"""Column schemas: how a mixed-type table maps to numeric codes and back.
+
+With ``likelihood='auto'`` or a per-column specification, the estimator
+turns each column into numbers the network can use (0/1 flags, category
+codes, integers, reals), picks the observation model of each column, and
+turns model samples back into the original column types.
+"""
+
+import numbers
+
+import numpy as np
+
+from .likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
+
+KINDS = ("bernoulli", "categorical", "integer", "gaussian")
+
+
+class Column:
+    """What the schema knows about one column."""
+
+    def __init__(self, name, kind, dtype=None, categories=None, low=None, high=None):
+        self.name, self.kind, self.dtype = name, kind, dtype
+        self.categories, self.low, self.high = categories, low, high
+
+
+def _is_frame(X):
+    return hasattr(X, "columns") and hasattr(X, "iloc")
+
+
+def _columns_of(X):
+    """(name, 1-D values, pandas dtype or None) of each column."""
+    if _is_frame(X):
+        return [(name, X[name].to_numpy(), X[name].dtype) for name in X.columns]
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {X.shape}")
+    return [(j, X[:, j], None) for j in range(X.shape[1])]
+
+
+def _numeric(values, name):
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"column {name!r} is not numeric; declare it categorical") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"column {name!r} contains NaN or infinity")
+    return values
+
+
+def _infer_kind(name, values, dtype, from_frame):
+    import pandas as pd
+
+    if dtype is not None and (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
+                              or pd.api.types.is_string_dtype(dtype)):
+        return "categorical"
+    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+        return "bernoulli"
+    if values.dtype.kind in "OUS":
+        return "categorical"
+    numeric = _numeric(values, name)
+    if np.isin(numeric, (0.0, 1.0)).all():
+        return "bernoulli"
+    integral = np.array_equal(numeric, np.round(numeric))
+    if (dtype is not None and pd.api.types.is_integer_dtype(dtype)) or (not from_frame and integral):
+        return "integer"
+    return "gaussian"
+
+
+class TableSchema:
+    """Column kinds, categories and ranges learned from a training table.
+
+    Parameters
+    ----------
+    columns : list of Column
+    from_frame : bool
+        Whether the training data was a pandas DataFrame (samples are then
+        returned as one, with the original dtypes and categories).
+    """
+
+    def __init__(self, columns, from_frame):
+        self.columns = columns
+        self.from_frame = from_frame
+
+    @classmethod
+    def infer(cls, X, spec="auto"):
+        """Learn a schema from training data.
+
+        ``spec`` is ``'auto'`` or a dict from kind (``'bernoulli'``,
+        ``'categorical'``, ``'integer'``, ``'gaussian'``) to column names or
+        indices; columns it does not list are inferred: bool and 0/1 columns
+        are Bernoulli, category/object/string columns categorical, integer
+        columns (integer dtype, or integral values in an array) integer on
+        their observed range, other numeric columns Gaussian.
+        """
+        from_frame = _is_frame(X)
+        raw = _columns_of(X)
+        names = [name for name, _, _ in raw]
+        declared = {}
+        if isinstance(spec, dict):
+            for kind, cols in spec.items():
+                if kind not in KINDS:
+                    raise ValueError(f"unknown likelihood {kind!r} in the column specification; use {KINDS}")
+                for col in ([cols] if isinstance(cols, (str, numbers.Integral)) else cols):
+                    name = names[col] if (from_frame and isinstance(col, numbers.Integral)
+                                          and col not in names) else col
+                    if name not in names:
+                        raise ValueError(f"the column specification names {col!r}, which is not a column")
+                    declared[name] = kind
+        elif spec != "auto":
+            raise ValueError(f"spec must be 'auto' or a dict, got {spec!r}")
+        columns = []
+        for name, values, dtype in raw:
+            kind = declared.get(name) or _infer_kind(name, values, dtype, from_frame)
+            columns.append(cls._learn_column(name, kind, values, dtype))
+        return cls(columns, from_frame)
+
+    @staticmethod
+    def _learn_column(name, kind, values, dtype):
+        import pandas as pd
+
+        if kind == "categorical":
+            if isinstance(dtype, pd.CategoricalDtype):
+                categories = np.asarray(dtype.categories)
+            else:
+                present = pd.Series(values).dropna()
+                if len(present) < len(values):
+                    raise ValueError(f"column {name!r} contains missing values")
+                categories = np.asarray(sorted(present.unique(), key=lambda v: (str(type(v)), v)), dtype=object)
+            return Column(name, kind, dtype, categories=categories)
+        numeric = _numeric(values, name)
+        if kind == "integer":
+            if not np.array_equal(numeric, np.round(numeric)):
+                raise ValueError(f"column {name!r} is declared integer but holds non-integer values")
+            return Column(name, kind, dtype, low=numeric.min(), high=numeric.max())
+        return Column(name, kind, dtype)
+
+    @property
+    def spec(self):
+        """Dict from kind to the list of column names (or indices) of that kind."""
+        out = {}
+        for col in self.columns:
+            out.setdefault(col.kind, []).append(col.name)
+        return out
+
+    def likelihood(self):
+        """The per-column observation model as one :class:`~skvae.likelihoods.Mixed`."""
+        parts = []
+        for kind in KINDS:
+            idx = [j for j, col in enumerate(self.columns) if col.kind == kind]
+            if not idx:
+                continue
+            cols = [self.columns[j] for j in idx]
+            if kind == "bernoulli":
+                model = Bernoulli()
+            elif kind == "gaussian":
+                model = Gaussian()
+            elif kind == "categorical":
+                model = Categorical([len(c.categories) for c in cols])
+            else:
+                model = DiscretizedLogistic([c.low for c in cols], [c.high for c in cols])
+            parts.append((model, idx))
+        return Mixed(parts)
+
+    def encode(self, X):
+        """Numeric codes of a table with this schema, float64 of shape (n, n_columns).
+
+        Raises ``ValueError`` naming the column and value for unseen
+        categories or missing values; ranges are checked by the likelihood.
+        """
+        import pandas as pd
+
+        raw = _columns_of(X)
+        if len(raw) != len(self.columns):
+            raise ValueError(f"X has {len(raw)} columns, the schema has {len(self.columns)}")
+        out = np.empty((len(raw[0][1]) if raw else 0, len(raw)), dtype=np.float64)
+        for j, (col, (_, values, _)) in enumerate(zip(self.columns, raw)):
+            if col.kind == "categorical":
+                codes = pd.Categorical(values, categories=col.categories).codes
+                if (codes < 0).any():
+                    value = values[np.flatnonzero(codes < 0)[0]]
+                    what = "a missing value" if pd.isna(value) else f"the unseen category {value!r}"
+                    raise ValueError(f"column {col.name!r} holds {what}; categories seen in fit: "
+                                     f"{list(col.categories)}")
+                out[:, j] = codes
+            else:
+                out[:, j] = _numeric(values, col.name)
+        return out
+
+    def decode(self, A, cast=True):
+        """Turn codes back into the original column types (a DataFrame if fitted on one).
+
+        With ``cast=False`` numeric columns stay float (for means, which are
+        not values of an integer or boolean column); categories are decoded
+        either way.
+        """
+        import pandas as pd
+
+        A = np.asarray(A, dtype=np.float64)
+        decoded = {}
+        for j, col in enumerate(self.columns):
+            values = A[:, j]
+            if col.kind == "categorical":
+                values = col.categories[values.astype(np.int64)]
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    values = pd.Categorical(values, dtype=col.dtype)
+            elif cast and col.dtype is not None and col.kind in ("bernoulli", "integer"):
+                values = values.astype(col.dtype)
+            decoded[col.name] = values
+        if self.from_frame:
+            return pd.DataFrame(decoded, columns=[c.name for c in self.columns])
+        if any(c.kind == "categorical" for c in self.columns):
+            return np.column_stack([np.asarray(v, dtype=object) for v in decoded.values()])
+        return A
+
+    def column_names(self):
+        return [c.name for c in self.columns]
