@@ -175,7 +175,7 @@ class TableSchema:
         out = np.empty((len(raw[0][1]) if raw else 0, len(raw)), dtype=np.float64)
         for j, (col, (_, values, _)) in enumerate(zip(self.columns, raw)):
             if col.kind == "categorical":
-                codes = pd.Categorical(values, categories=col.categories).codes
+                codes = pd.Index(col.categories).get_indexer(values)
                 if (codes < 0).any():
                     value = values[np.flatnonzero(codes < 0)[0]]
                     what = "a missing value" if pd.isna(value) else f"the unseen category {value!r}"

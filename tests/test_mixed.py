@@ -1,0 +1,147 @@
+"""Mixed-type tables: per-column likelihoods, DataFrame input and output."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from skvae import VAEDensityEstimator
+from skvae.likelihoods import Categorical, DiscretizedLogistic, Mixed, Bernoulli, Gaussian
+
+SMALL = dict(latent_dim=2, hidden_layer_sizes=(32,), max_epochs=40, batch_size=100, random_state=0)
+
+
+def make_table(n, seed=0):
+    """A table whose columns all depend on one latent factor z."""
+    rng = np.random.RandomState(seed)
+    z = rng.randn(n)
+    return pd.DataFrame({
+        "flag": z + 0.3 * rng.randn(n) > 0,
+        "color": pd.Categorical(np.where(z > 0.5, "red", np.where(z < -0.5, "blue", "green")),
+                                categories=["blue", "green", "red"]),
+        "count": np.clip(np.round(4 + 2 * z + 0.5 * rng.randn(n)), 0, 9).astype(np.int64),
+        "size": 1.5 * z + 0.2 * rng.randn(n),
+        "city": rng.choice(np.array(["north", "south"], dtype=object), n),
+    })
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_table(800), make_table(400, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    return VAEDensityEstimator(likelihood="auto", **SMALL).fit(table[0])
+
+
+def test_auto_schema_from_dtypes(fitted):
+    assert fitted.schema_.spec == {"bernoulli": ["flag"], "categorical": ["color", "city"], "integer": ["count"],
+                                   "gaussian": ["size"]}
+    assert list(fitted.feature_names_in_) == ["flag", "color", "count", "size", "city"]
+    assert isinstance(fitted.likelihood_, Mixed)
+
+
+def test_learns_the_shared_factor(table, fitted):
+    train, test = table
+    shuffled = test.copy()
+    for seed, name in enumerate(shuffled):  # break the dependence between columns, keep the marginals
+        shuffled[name] = shuffled[name].sample(frac=1, random_state=seed).to_numpy()
+    assert fitted.score(test) > fitted.score(shuffled) + 1.0
+    assert np.isfinite(fitted.score_samples(test)).all()
+
+
+def test_sample_returns_original_types(fitted):
+    out = fitted.sample(300, random_state=0)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["flag", "color", "count", "size", "city"]
+    assert out["flag"].dtype == bool and out["count"].dtype == np.int64 and out["size"].dtype == np.float64
+    assert isinstance(out["color"].dtype, pd.CategoricalDtype)
+    assert list(out["color"].cat.categories) == ["blue", "green", "red"]
+    assert set(out["city"]) <= {"north", "south"} and out["count"].between(0, 9).all()
+    # The shared factor shows in samples: red rows are larger than blue rows.
+    assert out.loc[out.color == "red", "size"].mean() > out.loc[out.color == "blue", "size"].mean()
+
+
+def test_transform_and_inverse_transform(table, fitted):
+    Z = fitted.transform(table[1])
+    assert Z.shape == (400, 2)
+    means = fitted.inverse_transform(Z[:5])
+    assert isinstance(means, pd.DataFrame) and means["flag"].between(0, 1).all()
+    assert set(means["color"]) <= {"blue", "green", "red"}
+
+
+def test_scores_batch_independent(table, fitted):
+    rows = table[1].iloc[:30]
+    full = fitted.score_samples(rows)
+    singles = [fitted.score_samples(rows.iloc[i:i + 1])[0] for i in range(30)]
+    np.testing.assert_allclose(full, singles, rtol=1e-10)
+
+
+def test_unseen_values_name_column_and_value(table, fitted):
+    bad = table[1].iloc[:4].copy()
+    bad["city"] = ["north", "west", "south", "north"]
+    with pytest.raises(ValueError, match="column 'city' holds the unseen category 'west'"):
+        fitted.score_samples(bad)
+    bad = table[1].iloc[:4].copy()
+    bad["count"] = [1, 2, 42, 3]
+    with pytest.raises(ValueError, match="column 'count' holds 42"):
+        fitted.score_samples(bad)
+    bad = table[1].iloc[:4].copy()
+    bad["size"] = [0.1, np.nan, 0.2, 0.3]
+    with pytest.raises(ValueError, match="column 'size' contains NaN"):
+        fitted.score_samples(bad)
+    with pytest.raises(ValueError, match="feature names"):
+        fitted.score_samples(table[1].rename(columns={"size": "weight"}))
+
+
+def test_explicit_spec_on_arrays():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.randint(0, 2, 300), rng.randint(0, 4, 300), rng.randint(0, 4, 300), rng.randn(300)])
+    auto = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 2}).fit(X)
+    assert auto.schema_.spec == {"bernoulli": [0], "integer": [1, 2], "gaussian": [3]}
+    est = VAEDensityEstimator(likelihood={"categorical": [1]}, **{**SMALL, "max_epochs": 2}).fit(X)
+    assert est.schema_.spec == {"bernoulli": [0], "categorical": [1], "integer": [2], "gaussian": [3]}
+    sample = est.sample(50, random_state=0)
+    assert sample.shape == (50, 4) and set(np.unique(sample[:, 1])) <= {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
+        VAEDensityEstimator(likelihood={"poisson": [0]}).fit(X)
+    with pytest.raises(ValueError, match="names 9"):
+        VAEDensityEstimator(likelihood={"integer": [9]}).fit(X)
+    with pytest.raises(ValueError, match="non-integer"):
+        VAEDensityEstimator(likelihood={"integer": [3]}).fit(X)
+
+
+def test_categorical_log_prob_normalised_and_sampling():
+    lik = Categorical([3, 2])
+    params = torch.randn(4, 5, dtype=torch.float64)
+    grid = torch.tensor([[a, b] for a in range(3) for b in range(2)], dtype=torch.float64)
+    total = torch.stack([lik.log_prob(params, row.expand(4, 2)) for row in grid]).exp().sum(0)
+    np.testing.assert_allclose(total.numpy(), 1.0, rtol=1e-12)
+    draws = lik.sample(params[:1].expand(20000, 5), generator=torch.Generator().manual_seed(0))
+    freq = (draws[:, 0] == 2).double().mean().item()
+    assert freq == pytest.approx(lik.probs(params[:1])[0, 0, 2].item(), abs=0.015)
+    with pytest.raises(ValueError, match="column 1 holds 2.0"):
+        lik.check_support(np.array([[0.0, 2.0]]))
+
+
+def test_discretized_logistic_normalised_with_finite_gradients():
+    lik = DiscretizedLogistic(low=[0, -3], high=[5, 3])
+    params = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    values = torch.tensor([[a, b] for a in range(0, 6) for b in range(-3, 4)], dtype=torch.float64)
+    logp = torch.stack([lik.log_prob(params, row.expand(3, 2)) for row in values])
+    np.testing.assert_allclose(logp.exp().sum(0).detach().numpy(), 1.0, rtol=1e-10)
+    logp.sum().backward()
+    assert torch.isfinite(params.grad).all()
+    far = torch.tensor([[40.0, 0.0, -6.0, -6.0]], dtype=torch.float64)  # sharp peak far above the range
+    assert torch.isfinite(lik.log_prob(far, torch.tensor([[5.0, 0.0]], dtype=torch.float64))).all()
+
+
+def test_mixed_puts_columns_back_in_order():
+    lik = Mixed([(Gaussian(), [2]), (Bernoulli(), [0, 1])])
+    params = torch.zeros(1, 4)
+    x = torch.tensor([[1.0, 0.0, 0.5]])
+    per_feature = lik.log_prob_per_feature(params, x)
+    np.testing.assert_allclose(per_feature[0, :2].numpy(), np.log(0.5), rtol=1e-6)
+    np.testing.assert_allclose(per_feature[0, 2].item(), -0.5 * 0.25 - 0.5 * np.log(2 * np.pi), rtol=1e-6)
+    with pytest.raises(ValueError, match="exactly once"):
+        Mixed([(Bernoulli(), [0, 0])])
