@@ -329,3 +329,42 @@ def test_decode_in_another_process_with_other_thread_count(coder, data, tmp_path
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=REPO, timeout=120)
     _assert_identical(X, np.load(tmp_path / "y.npy"))
     assert (tmp_path / "again.bb").read_bytes() == (tmp_path / "x.bb").read_bytes()
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def test_cli_round_trip_npy_and_csv(vae, data, tmp_path, capsys):
+    from skvae.coding._cli import main
+
+    X = data[1][:300]
+    joblib.dump(vae, tmp_path / "vae.joblib")
+    np.save(tmp_path / "x.npy", X)
+    assert main(["compress", str(tmp_path / "vae.joblib"), str(tmp_path / "x.npy"), str(tmp_path / "x.bb"),
+                 "--chunk-size", "128"]) == 0
+    assert parse((tmp_path / "x.bb").read_bytes())[0]["params"]["chunk_size"] == 128
+    assert main(["decompress", str(tmp_path / "vae.joblib"), str(tmp_path / "x.bb"), str(tmp_path / "y.npy")]) == 0
+    _assert_identical(X, np.load(tmp_path / "y.npy"))
+    np.savetxt(tmp_path / "x.csv", X, fmt="%d", delimiter=",")
+    assert main(["compress", str(tmp_path / "vae.joblib"), str(tmp_path / "x.csv"), str(tmp_path / "c.bb")]) == 0
+    assert main(["decompress", str(tmp_path / "vae.joblib"), str(tmp_path / "c.bb"), str(tmp_path / "y.csv")]) == 0
+    assert (tmp_path / "y.csv").read_text() == (tmp_path / "x.csv").read_text()
+
+
+def test_cli_errors_are_one_line_messages(coder, data, tmp_path, capsys):
+    from skvae.coding._cli import main
+
+    joblib.dump(coder, tmp_path / "coder.joblib")
+    (tmp_path / "x.bb").write_bytes(coder.encode(data[1][:100])[:-7])
+    assert main(["decompress", str(tmp_path / "coder.joblib"), str(tmp_path / "x.bb"), str(tmp_path / "y.npy")]) == 1
+    assert "truncated" in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists()
+    np.save(tmp_path / "bad.npy", np.full((3, 16), 2, dtype=np.uint8))
+    assert main(["compress", str(tmp_path / "coder.joblib"), str(tmp_path / "bad.npy"), str(tmp_path / "b.bb")]) == 1
+    assert "0/1 values" in capsys.readouterr().err
+    assert not (tmp_path / "b.bb").exists()
+    for command in ("compress", "decompress"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "model" in capsys.readouterr().out

@@ -343,7 +343,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         codec, dtype, shape = self._read_header(header)
         if out is None:
             out = np.empty(shape, dtype=dtype)
-        elif out.shape != shape or out.dtype != dtype:
+        elif callable(out):  # allocate once shape and dtype are known (e.g. an .npy memmap)
+            out = out(shape, dtype)
+        if out.shape != shape or out.dtype != dtype:
             raise ValueError(f"out must have shape {shape} and dtype {dtype}")
         digest = hashlib.sha256()
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(

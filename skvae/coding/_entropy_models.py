@@ -175,8 +175,9 @@ class BernoulliColumns(ColumnModel):
 
     def _probs(self, params):
         scale = float(2 ** self.precision)
-        p = self.likelihood.probs(params.double()).numpy().ravel()
-        return np.clip(np.rint(p * scale), 1.0, scale - 1.0) / scale
+        p = self.likelihood.probs(params.double())
+        # in place on the float64 tensor: round to the dyadic grid, keep both outcomes codable
+        return p.mul_(scale).round_().clamp_(1.0, scale - 1.0).div_(scale).numpy().ravel()
 
     def push(self, coder, symbols, params):
         coder.encode_reverse(symbols.ravel(), constriction.stream.model.Bernoulli(perfect=False),

@@ -1,0 +1,234 @@
+"""Rate and speed of BitsBackCoder (one torch thread).
+
+Sections (each writes one table into benchmarks/results/coder.md):
+
+* reference: raw throughput of constriction's Bernoulli coder on this machine
+  (a ceiling for 0/1 columns: rows/s <= symbols/s / n_columns);
+* speed: encode / decode rows/s for 784 binary columns (Caltech-101
+  Silhouettes, VAE latent 40, hidden 100) and for a 16-column table (nltcs);
+* rate: payload bits against the model's negative ELBO (Monte-Carlo, 16
+  independent draws per row) plus the reported one-time overhead, on 10,000
+  rows of each;
+* K: bits/dim and time for optimal_inference_steps K = 0, 1, 2, 5, 10;
+* parallel: n_jobs=2 against n_jobs=1 (bytes must be identical);
+* memory (``--memory``): peak RSS of compressing and decompressing a
+  1,000,000 x 100 uint8 .npy memmap, streamed, in a fresh process.
+
+Models are small and trained briefly (``--epochs``): the point is the coder,
+not the density model.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_coder.py [--quick] [--memory]
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import torch
+from _harness import REPO, RESULTS, command_line, load_dataset
+
+import constriction
+from skvae import VAEDensityEstimator
+from skvae.coding import BitsBackCoder
+from skvae.coding._container import parse
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+def bernoulli_ceiling(n=4_000_000, seed=0):
+    rng = np.random.default_rng(seed)
+    p = np.clip(np.rint(rng.beta(0.3, 0.3, size=n) * 2**16), 1, 2**16 - 1) / 2**16
+    x = (rng.uniform(size=n) < p).astype(np.int32)
+    model = constriction.stream.model.Bernoulli(perfect=False)
+    coder = constriction.stream.stack.AnsCoder()
+    _, t_enc = timed(coder.encode_reverse, x, model, p)
+    _, t_dec = timed(coder.decode, model, p)
+    return n / t_enc, n / t_dec
+
+
+def fit_model(X, latent, hidden, epochs):
+    vae = VAEDensityEstimator(latent_dim=latent, hidden_layer_sizes=hidden, max_epochs=epochs,
+                              batch_size=100, random_state=0)
+    _, seconds = timed(vae.fit, X)
+    return vae, seconds
+
+
+def payload_bits(blob):
+    return 32 * sum(len(c.words) for c in parse(blob)[1])
+
+
+def speed_row(name, coder, X):
+    coder.encode(X[:300])  # warm-up
+    blob, t_enc = timed(coder.encode, X)
+    Y, t_dec = timed(coder.decode, blob)
+    assert np.array_equal(X, Y) and Y.dtype == X.dtype
+    return {"data": name, "rows": len(X), "cols": X.shape[1], "encode rows/s": len(X) / t_enc,
+            "decode rows/s": len(X) / t_dec, "file bits/dim": 8 * len(blob) / X.size}
+
+
+def rate_row(name, coder, X):
+    r = coder.report(X)
+    ideal = r.negative_elbo_bits + r.overhead_bits
+    return {"data": name, "rows": r.n_rows, "payload bits": r.payload_bits,
+            "-ELBO bits (MC)": r.negative_elbo_bits, "overhead bits": r.overhead_bits,
+            "gap vs -ELBO+overhead": (r.payload_bits - ideal) / ideal,
+            "container bits": r.container_bits, "payload bits/row": r.payload_bits / r.n_rows,
+            "gzip bits/row": r.gzip_bits / r.n_rows, "xz bits/row": r.xz_bits / r.n_rows}
+
+
+def fmt(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if abs(value) < 1:
+            return f"{100 * value:+.3f} %" if value != 0 and abs(value) < 0.05 else f"{value:.4f}"
+        return f"{value:,.1f}"
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(rows):
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys, time, joblib, numpy as np
+    coder = joblib.load(sys.argv[1])
+    X = np.load(sys.argv[2], mmap_mode="r")
+    start = time.perf_counter()
+    with open(sys.argv[3], "wb") as f:
+        coder._write(X, f)
+    t_enc = time.perf_counter() - start
+    rss_enc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = np.lib.format.open_memmap(sys.argv[4], mode="w+", dtype=X.dtype, shape=X.shape)
+    import mmap
+    with open(sys.argv[3], "rb") as f:
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        start = time.perf_counter()
+        coder._read(data, out=out)
+        t_dec = time.perf_counter() - start
+    out.flush()
+    same = bool(np.array_equal(np.load(sys.argv[4], mmap_mode="r")[::997], X[::997]))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(t_enc, t_dec, rss_enc, rss, same)
+""")
+
+
+def memory_section(epochs, n_rows, workdir):
+    data = load_dataset("baudio")
+    vae, _ = fit_model(data.train, 10, (50,), epochs)
+    coder = BitsBackCoder(vae).fit()
+    import joblib
+    joblib.dump(coder, os.path.join(workdir, "coder.joblib"))
+    base = np.concatenate([data.train, data.valid, data.test])
+    path = os.path.join(workdir, "big.npy")
+    big = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_rows, base.shape[1]))
+    for start in range(0, n_rows, len(base)):
+        big[start:start + len(base)] = base[:n_rows - start]
+    big.flush()
+    del big
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, os.path.join(workdir, "coder.joblib"), path,
+                          os.path.join(workdir, "big.bb"), os.path.join(workdir, "back.npy")],
+                         check=True, capture_output=True, text=True, env=env).stdout.split()
+    t_enc, t_dec, rss_enc, rss = float(out[0]), float(out[1]), int(out[2]), int(out[3])
+    size = os.path.getsize(os.path.join(workdir, "big.bb"))
+    for name in ("big.npy", "big.bb", "back.npy", "coder.joblib"):
+        os.remove(os.path.join(workdir, name))
+    return {"rows x cols": f"{n_rows:,} x {base.shape[1]}", "encode s": t_enc, "decode s": t_dec,
+            "peak RSS after encode (MB)": rss_enc / 1024, "peak RSS overall (MB)": rss / 1024,
+            "file bits/row": 8 * size / n_rows, "round trip (sampled rows)": out[4]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rows and epochs (a smoke run)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--memory", action="store_true", help="also run the 1,000,000 x 100 memmap test")
+    parser.add_argument("--memory-rows", type=int, default=1_000_000)
+    parser.add_argument("--workdir", default="/tmp")
+    parser.add_argument("--out", default=str(RESULTS / "coder.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    epochs = 2 if args.quick else args.epochs
+    n_speed = 3000 if args.quick else 20000
+    ks = (0, 1, 2) if args.quick else (0, 1, 2, 5, 10)
+    n_k = 300 if args.quick else 2000
+    sections = []
+
+    enc, dec = bernoulli_ceiling()
+    sections.append(("constriction Bernoulli alone (reference ceiling)", [{
+        "encode symbols/s": enc, "decode symbols/s": dec,
+        "=> rows/s ceiling at 784 cols (enc/dec)": f"{enc / 784:,.0f} / {dec / 784:,.0f}"}]))
+
+    sil = load_dataset("caltech_silhouettes")
+    nltcs = load_dataset("nltcs")
+    vae784, t784 = fit_model(sil.train, 40, (100,), epochs)
+    vae16, t16 = fit_model(nltcs.train, 8, (64,), epochs)
+    all_sil = np.concatenate([sil.train, sil.valid, sil.test])
+    X784 = np.resize(all_sil, (n_speed, 784))  # repeats rows past 8,671
+    X16 = np.resize(nltcs.train, (n_speed, 16))
+    coder784 = BitsBackCoder(vae784).fit()
+    coder16 = BitsBackCoder(vae16).fit()
+
+    sections.append(("speed (one thread)", [speed_row("silhouettes, 784 cols (latent 40, hidden 100)", coder784, X784),
+                                            speed_row("nltcs, 16 cols (latent 8, hidden 64)", coder16, X16)]))
+    n_rate = 2000 if args.quick else 10000
+    sections.append(("rate on 10,000 rows (default coder, K=0)",
+                     [rate_row("silhouettes train+valid+test(+1,329 repeated)", coder784, X784[:n_rate]),
+                      rate_row("nltcs train[:10000]", coder16, nltcs.train[:n_rate])]))
+
+    k_rows = []
+    Xk = sil.test[:n_k]
+    for k in ks:
+        coder = BitsBackCoder(vae784, optimal_inference_steps=k).fit()
+        blob, t_enc = timed(coder.encode, Xk)
+        Y, t_dec = timed(coder.decode, blob)
+        assert np.array_equal(Y, Xk)
+        k_rows.append({"K": k, "payload bits/dim": payload_bits(blob) / Xk.size,
+                       "file bits/dim": 8 * len(blob) / Xk.size, "encode rows/s": len(Xk) / t_enc,
+                       "decode rows/s": len(Xk) / t_dec})
+    sections.append((f"K-step posterior refinement (silhouettes test[:{n_k}], inference_lr=0.05)", k_rows))
+
+    serial = BitsBackCoder(vae784, chunk_size=2500).fit()
+    parallel = BitsBackCoder(vae784, chunk_size=2500, n_jobs=2).fit()
+    parallel.encode(X784)  # warm-up: starts the worker processes
+    blob1, t1 = timed(serial.encode, X784)
+    blob2, t2 = timed(parallel.encode, X784)
+    sections.append(("parallel chunks (chunk_size=2500, 784 cols)", [{
+        "rows": len(X784), "n_jobs=1 encode s": t1, "n_jobs=2 encode s": t2, "identical bytes": blob1 == blob2}]))
+
+    if args.memory:
+        sections.append(("memory: streamed .npy memmap (baudio rows tiled, latent 10, hidden 50)",
+                         [memory_section(epochs, 20000 if args.quick else args.memory_rows, args.workdir)]))
+
+    load = os.getloadavg()
+    lines = ["# BitsBackCoder: rate and speed", "", f"Command: `{command_line()}`", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+             f"{load[0]:.1f} at the end (shared with other jobs: absolute speeds are pessimistic); "
+             f"torch {torch.__version__}, one thread. Models: {epochs} epochs "
+             f"(784 cols: {t784:.0f} s, 16 cols: {t16:.0f} s to fit).", ""]
+    for title, rows in sections:
+        lines += [f"## {title}", "", table(rows), ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

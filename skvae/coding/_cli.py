@@ -1,0 +1,152 @@
+"""Command line: ``skvae compress`` and ``skvae decompress``.
+
+:func:`add_subcommands` adds both to an ``argparse`` sub-parser set; each
+sets ``func``, a callable taking the parsed arguments and returning the exit
+status (0, or 1 after printing a one-line error for bad input). :func:`main` runs them standalone::
+
+    python -m skvae.coding._cli compress model.joblib data.npy data.bb
+    python -m skvae.coding._cli decompress model.joblib data.bb back.npy
+"""
+
+import argparse
+import functools
+import mmap
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["add_subcommands", "main"]
+
+_MODEL_HELP = ("joblib file holding a fitted skvae estimator or a fitted BitsBackCoder (saved with joblib.dump). "
+               "Model files are pickles: only load files you trust. The compressed files themselves hold no pickle.")
+
+
+def add_subcommands(subparsers):
+    """Add the ``compress`` and ``decompress`` sub-commands to ``subparsers``."""
+    p = subparsers.add_parser(
+        "compress", help="losslessly compress a 0/1 array with a fitted model (bits-back coding)",
+        description="Compress a 2-D 0/1 array (.npy, or comma-separated text such as .csv / .data / .gz) "
+                    "with bits-back ANS coding under a fitted skvae model.")
+    p.add_argument("model", help=_MODEL_HELP)
+    p.add_argument("input", help=".npy file (read as a memmap, chunk by chunk) or comma-separated text")
+    p.add_argument("output", help="compressed file to write")
+    p.add_argument("--dtype", default="uint8", help="dtype of text input (default: uint8); .npy keeps its own")
+    p.add_argument("--optimal-inference-steps", type=int, default=None, metavar="K",
+                   help="posterior refinement steps per row (default: the coder's, 0 for an estimator)")
+    p.add_argument("--chunk-size", type=int, default=None, help="rows per independent chunk")
+    p.add_argument("--n-jobs", type=int, default=None, help="chunks coded in parallel (output is identical)")
+    p.set_defaults(func=functools.partial(_guarded, _compress, "compress"))
+
+    p = subparsers.add_parser(
+        "decompress", help="restore an array compressed by 'skvae compress'",
+        description="Decompress a file written by 'skvae compress'. The model must be the one that "
+                    "compressed it (checked by fingerprint); the array's dtype and shape come from the file.")
+    p.add_argument("model", help=_MODEL_HELP)
+    p.add_argument("input", help="compressed file")
+    p.add_argument("output", help=".npy (any dtype, written as a memmap) or .csv / .txt (integers as text)")
+    p.add_argument("--n-jobs", type=int, default=None, help="chunks decoded in parallel")
+    p.set_defaults(func=functools.partial(_guarded, _decompress, "decompress"))
+
+
+def _load_coder(path, **params):
+    import joblib
+
+    from ._coder import BitsBackCoder
+
+    obj = joblib.load(path)
+    params = {k: v for k, v in params.items() if v is not None}
+    if isinstance(obj, BitsBackCoder):
+        if not hasattr(obj, "module_"):
+            raise ValueError(f"{path} holds an unfitted BitsBackCoder")
+        return obj.set_params(**params)
+    return BitsBackCoder(obj, **params).fit()
+
+
+def _read_input(path, dtype):
+    if path.endswith(".npy"):
+        return np.load(path, mmap_mode="r")
+    return np.loadtxt(path, delimiter=",", dtype=np.dtype(dtype), ndmin=2)
+
+
+def _compress(args):
+    coder = _load_coder(args.model, optimal_inference_steps=args.optimal_inference_steps,
+                        chunk_size=args.chunk_size, n_jobs=args.n_jobs)
+    X = _read_input(args.input, args.dtype)
+    with _output(args.output, "wb") as f:
+        coder._write(X, f)
+    size = os.path.getsize(args.output)
+    print(f"{args.input}: {X.shape[0]} x {X.shape[1]} -> {size} bytes "
+          f"({8 * size / max(X.size, 1):.4f} bits per entry)")
+    return 0
+
+
+def _decompress(args):
+    coder = _load_coder(args.model, n_jobs=args.n_jobs)
+    with open(args.input, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError(f"{args.input} is empty")
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        if args.output.endswith(".npy"):
+            def allocate(shape, dtype):
+                return np.lib.format.open_memmap(args.output, mode="w+", dtype=dtype, shape=shape)
+            try:
+                out = coder._read(data, out=allocate)
+                out.flush()
+                del out
+            except BaseException:
+                if os.path.exists(args.output):
+                    os.remove(args.output)
+                raise
+        else:
+            X = coder._read(data)
+            fmt = "%.17g" if X.dtype.kind == "f" else "%d"
+            with _output(args.output, "w") as f:
+                np.savetxt(f, X.astype(np.int64) if X.dtype.kind == "b" else X, fmt=fmt, delimiter=",")
+    finally:
+        try:
+            data.close()
+        except BufferError:  # views into the map still live in a traceback; closed when collected
+            pass
+    print(f"{args.input} -> {args.output}")
+    return 0
+
+
+class _output:
+    """Open a file for writing and delete it again if writing fails."""
+
+    def __init__(self, path, mode):
+        self.path, self.mode = path, mode
+
+    def __enter__(self):
+        self.file = open(self.path, self.mode)
+        return self.file
+
+    def __exit__(self, kind, value, traceback):
+        self.file.close()
+        if kind is not None and os.path.exists(self.path):
+            os.remove(self.path)
+        return False
+
+
+def _guarded(command, name, args):
+    """Run a sub-command; bad input becomes a one-line message and exit status 1."""
+    try:
+        return command(args)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"skvae {name}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv=None):
+    """Standalone entry point (``python -m skvae.coding._cli``)."""
+    parser = argparse.ArgumentParser(prog="skvae", description="skvae bits-back compression")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_subcommands(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
