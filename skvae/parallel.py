@@ -10,15 +10,26 @@ covers neither the threading backend, where all fits share one torch
 thread pool, nor code that fixes torch's thread count itself:
 :func:`limit_torch_threads` sets it for a block, and
 :func:`torch_threads_per_worker` gives the count joblib would choose.
+
+On a dask cluster (``joblib.parallel_config(backend='dask')``) each fit runs
+in one of a worker's threads. A worker with T threads runs up to T fits at
+once, and under OpenMP every Python thread that calls into torch opens its
+own team of ``torch.get_num_threads()`` threads, so one torch thread per
+task keeps the worker at its T threads. Dask's nanny already starts worker
+processes with ``OMP_NUM_THREADS=1``; :class:`TorchThreadsPlugin` makes it
+hold where that variable is not set (workers without a nanny, or started
+with another value). It is built on first use, so importing this module
+does not import ``distributed``.
 """
 
+import functools
 import numbers
 from contextlib import contextmanager
 
 import joblib
 import torch
 
-__all__ = ["limit_torch_threads", "torch_threads_per_worker"]
+__all__ = ["limit_torch_threads", "torch_threads_per_worker", "TorchThreadsPlugin"]
 
 
 def torch_threads_per_worker(n_jobs):
@@ -84,3 +95,76 @@ def limit_torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _check_threads(value, name):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@functools.cache
+def _torch_threads_plugin_class():
+    # Imported here: distributed is an optional dependency (the `dask` extra).
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class TorchThreadsPlugin(WorkerPlugin):
+        """Dask worker plugin: ``threads_per_task`` torch threads per running task.
+
+        Register it with ``client.register_plugin(TorchThreadsPlugin())``
+        before submitting work; it is applied to every worker, including
+        those that join later. A worker with T threads then uses at most
+        ``T * threads_per_task`` threads for torch (T with the default).
+
+        The count is set process-wide when the worker starts; a worker thread
+        that already ran torch code keeps the count it had, which is why the
+        plugin belongs before the first task. Do not register it on a
+        ``LocalCluster(processes=False)``: its workers share the client's
+        process, whose torch thread count it would change.
+
+        Parameters
+        ----------
+        threads_per_task : int, default=1
+            Torch intra-op threads of each task. Raise it only for workers
+            that run fewer tasks at once than they have cores.
+
+        Attributes
+        ----------
+        name : str
+            The plugin's name on the cluster; registering it again replaces it.
+
+        Examples
+        --------
+        >>> from skvae.parallel import TorchThreadsPlugin
+        >>> TorchThreadsPlugin(threads_per_task=2).threads_per_task
+        2
+
+        On a cluster (not run here)::
+
+            from dask.distributed import Client, LocalCluster
+            from joblib import parallel_config
+            with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
+                client.register_plugin(TorchThreadsPlugin())
+                with parallel_config(backend="dask"):
+                    search.fit(X)
+        """
+
+        name = "skvae-torch-threads"
+
+        def __init__(self, threads_per_task=1):
+            self.threads_per_task = _check_threads(threads_per_task, "threads_per_task")
+
+        def setup(self, worker):
+            torch.set_num_threads(self.threads_per_task)
+
+    TorchThreadsPlugin.__module__ = __name__
+    TorchThreadsPlugin.__qualname__ = "TorchThreadsPlugin"
+    return TorchThreadsPlugin
+
+
+def __getattr__(name):
+    # Module-level lazy attribute, so pickles refer to skvae.parallel.TorchThreadsPlugin
+    # and workers rebuild the same class on unpickling.
+    if name == "TorchThreadsPlugin":
+        return _torch_threads_plugin_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
