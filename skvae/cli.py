@@ -1,9 +1,11 @@
-"""The ``skvae`` command line: ``skvae demo`` and the coding subcommands."""
+"""The ``skvae`` command line: ``skvae demo``, ``skvae compress`` and ``skvae decompress``."""
 
 import argparse
 import math
 import sys
 import time
+
+from .coding._cli import add_subcommands as add_coding_subcommands
 
 __all__ = ["main"]
 
@@ -64,6 +66,7 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--progress", action="store_true", help="show a progress bar")
     demo.set_defaults(func=_demo)
+    add_coding_subcommands(sub)
     return parser
 
 
