@@ -110,8 +110,8 @@ def write_markdown(rows, command):
     lines = [
         "# BitsBackCoder vs generic compressors (test splits, bits per row)", "",
         "Produced by (in this order):", "", "```", command, "```", "",
-        __doc__.split("\n\n")[1].replace("\n", " "), "",
-        __doc__.split("\n\n")[2].replace("\n", " "), "",
+        __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"), "",
+        __doc__.split("\n\n")[2].replace("\n", " ").replace("``", "`"), "",
         "\"-ELBO\" is the model's negative ELBO (Monte-Carlo, 16 draws per row) that the payload should "
         "approach. \"ref xz\" is the xz column of published_results.md section 3 (same method, for "
         "cross-checking ours); \"CLT\" is the Chow-Liu tree's ideal code length from the same table "

@@ -52,6 +52,17 @@ def block_bounds(n_rows, block_size, ramp):
 
 
 @contextmanager
+def _constriction_errors_as_value_errors():
+    """Errors raised by the entropy coder on inconsistent streams become ValueError."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"corrupted chunk: {type(exc).__name__}: {exc}") from None
+
+
+@contextmanager
 def single_thread():
     """Run torch on one intra-op thread (same reduction order everywhere), then restore."""
     previous = torch.get_num_threads()
@@ -158,7 +169,7 @@ class ChunkCodec:
         except Exception as exc:  # constriction rejects some malformed streams itself
             raise ValueError(f"corrupted chunk: {exc}") from None
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
-        with single_thread(), torch.no_grad():
+        with single_thread(), torch.no_grad(), _constriction_errors_as_value_errors():
             for start, stop in reversed(bounds):
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
                 block = columns.pop(coder, self._decoder_output(cells))
