@@ -130,8 +130,14 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             device = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested but torch sees no CUDA device")
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device={self.device!r} was requested but torch sees no CUDA device")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"device={self.device!r}, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+        elif device.type != "cpu":
+            # Scoring runs in float64, which e.g. MPS lacks; only CPU and CUDA are supported.
+            raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {self.device!r}")
         return device
 
     def _optimizer_class(self):
@@ -187,14 +193,20 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         block; the estimator's stream continues across fit / partial_fit.
         """
         device = self._torch_device()
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            if getattr(self, "_rng_state_", None) is None:
-                torch.manual_seed(seed_from(self.random_state))
+        cuda = None
+        if device.type == "cuda":
+            cuda = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[] if cuda is None else [cuda]):
+            state = getattr(self, "_rng_state_", None)
+            if state is None:
+                torch.manual_seed(seed_from(self.random_state))  # seeds the CPU and CUDA streams
             else:
-                torch.set_rng_state(self._rng_state_)
+                torch.set_rng_state(state["cpu"])
+                if cuda is not None and state["cuda"] is not None:
+                    torch.cuda.set_rng_state(state["cuda"], cuda)
             yield
-            self._rng_state_ = torch.get_rng_state()
+            self._rng_state_ = {"cpu": torch.get_rng_state(),
+                                "cuda": None if cuda is None else torch.cuda.get_rng_state(cuda)}
 
     def _train(self, X, epochs):
         """Validate, (re)build the net when needed, and train ``epochs`` epochs."""

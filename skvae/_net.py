@@ -108,10 +108,11 @@ class VAENet(NeuralNet):
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            total += step["loss"].item() * len(batch)
+            # Summed on the device: no host sync per batch on a GPU.
+            total = total + step["loss"].detach().double() * len(batch)
             count += len(batch)
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_loss", total / max(count, 1))
+        self.history.record(prefix + "_loss", float(total) / max(count, 1))
 
     # -- evaluation ---------------------------------------------------------
 

@@ -58,6 +58,25 @@ class Likelihood:
         """An ``nn.Module`` (with ``n_out``) mapping rows to the encoder's input, or None for identity."""
         return None
 
+    def _constant(self, name, like, dtype=None, item=None):
+        """Array attribute ``name`` (or its ``item``) as a tensor on ``like``'s device.
+
+        Cached per device and dtype, so the same constants are not copied to
+        the device in every batch.
+        """
+        dtype = like.dtype if dtype is None else dtype
+        cache = self.__dict__.setdefault("_tensor_cache", {})
+        key = (name, item, like.device, dtype)
+        if key not in cache:
+            value = getattr(self, name) if item is None else getattr(self, name)[item]
+            cache[key] = torch.as_tensor(value, dtype=dtype, device=like.device)
+        return cache[key]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_tensor_cache", None)
+        return state
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -152,8 +171,9 @@ class Categorical(Likelihood):
         k_max = max(self.n_categories)
         starts = np.concatenate([[0], np.cumsum(self.n_categories)[:-1]])
         offsets = np.arange(k_max)
-        self._valid = torch.as_tensor(offsets[None, :] < np.array(self.n_categories)[:, None])
-        self._index = torch.as_tensor(np.where(self._valid.numpy(), starts[:, None] + offsets[None, :], 0))
+        self._valid = offsets[None, :] < np.array(self.n_categories)[:, None]
+        self._index = np.where(self._valid, starts[:, None] + offsets[None, :], 0)
+        self._high = np.asarray(self.n_categories) - 1
 
     def n_params(self, n_features):
         if n_features != len(self.n_categories):
@@ -162,8 +182,8 @@ class Categorical(Likelihood):
 
     def log_probs(self, params):
         """Log-probabilities of every code, shape ``(..., n_columns, max categories)``, -inf padded."""
-        padded = params[..., self._index.to(params.device)]
-        padded = padded.masked_fill(~self._valid.to(params.device), float("-inf"))
+        padded = params[..., self._constant("_index", params, torch.long)]
+        padded = padded.masked_fill(~self._constant("_valid", params, torch.bool), float("-inf"))
         return padded.log_softmax(-1)
 
     def probs(self, params):
@@ -179,7 +199,7 @@ class Categorical(Likelihood):
         cdf = self.probs(params).cumsum(-1)
         u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=params.device, dtype=params.dtype)
         codes = (u * cdf[..., -1:] > cdf).sum(-1)
-        return torch.minimum(codes, torch.as_tensor(self.n_categories, device=params.device) - 1).to(params.dtype)
+        return torch.minimum(codes, self._constant("_high", params, torch.long)).to(params.dtype)
 
     def mean(self, params):
         return self.log_probs(params).argmax(-1).to(params.dtype)
@@ -226,15 +246,13 @@ class DiscretizedLogistic(Likelihood):
 
     def _loc_log_scale(self, params):
         raw_loc, raw_log_scale = params.chunk(2, dim=-1)
-        half = torch.as_tensor(self._half, dtype=params.dtype, device=params.device)
-        center = torch.as_tensor(self._center, dtype=params.dtype, device=params.device)
+        half, center = self._constant("_half", params), self._constant("_center", params)
         log_scale = (raw_log_scale + torch.log(half)).clamp(min=self.min_log_scale)
         return center + half * raw_loc, log_scale
 
     def log_prob_per_feature(self, params, x):
         loc, log_scale = self._loc_log_scale(params)
-        low = torch.as_tensor(self.low, dtype=params.dtype, device=params.device)
-        high = torch.as_tensor(self.high, dtype=params.dtype, device=params.device)
+        low, high = self._constant("low", params), self._constant("high", params)
         inv_scale = torch.exp(-log_scale)
         a = torch.where(x <= low, float("-inf"), (x - 0.5 - loc) * inv_scale)
         b = torch.where(x >= high, float("inf"), (x + 0.5 - loc) * inv_scale)
@@ -244,14 +262,12 @@ class DiscretizedLogistic(Likelihood):
         loc, log_scale = self._loc_log_scale(params)
         u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype).clamp(1e-12, 1 - 1e-12)
         value = loc + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
-        low = torch.as_tensor(self.low, dtype=loc.dtype, device=loc.device)
-        high = torch.as_tensor(self.high, dtype=loc.dtype, device=loc.device)
+        low, high = self._constant("low", loc), self._constant("high", loc)
         return torch.minimum(torch.maximum(torch.round(value), low), high)
 
     def mean(self, params):
         loc, _ = self._loc_log_scale(params)
-        low = torch.as_tensor(self.low, dtype=loc.dtype, device=loc.device)
-        high = torch.as_tensor(self.high, dtype=loc.dtype, device=loc.device)
+        low, high = self._constant("low", loc), self._constant("high", loc)
         return torch.minimum(torch.maximum(loc, low), high)
 
     def check_support(self, X, column_names=None):
@@ -285,7 +301,8 @@ class Mixed(Likelihood):
         columns = np.concatenate([cols for _, cols in self.parts]) if self.parts else np.array([], int)
         if sorted(columns.tolist()) != list(range(len(columns))):
             raise ValueError("the parts' column lists must cover every column exactly once")
-        self._order = torch.as_tensor(np.argsort(columns))  # concatenated parts -> column order
+        self._order = np.argsort(columns)  # concatenated parts -> column order
+        self._part_columns = [np.asarray(cols) for _, cols in self.parts]
         widths = [likelihood.n_params(len(cols)) for likelihood, cols in self.parts]
         self._param_slices = [slice(int(a), int(b)) for a, b in zip(np.cumsum([0] + widths[:-1]), np.cumsum(widths))]
 
@@ -295,9 +312,11 @@ class Mixed(Likelihood):
         return self._param_slices[-1].stop if self.parts else 0
 
     def _per_part(self, fn, params, *xs):
-        outs = [fn(likelihood, params[..., sl], *(x[..., cols] for x in xs))
-                for (likelihood, cols), sl in zip(self.parts, self._param_slices)]
-        return torch.cat(outs, dim=-1)[..., self._order.to(params.device)]
+        outs = []
+        for i, ((likelihood, _), sl) in enumerate(zip(self.parts, self._param_slices)):
+            cols = self._constant("_part_columns", params, torch.long, item=i)
+            outs.append(fn(likelihood, params[..., sl], *(x.index_select(-1, cols) for x in xs)))
+        return torch.cat(outs, dim=-1).index_select(-1, self._constant("_order", params, torch.long))
 
     def log_prob_per_feature(self, params, x):
         return self._per_part(lambda lik, p, xx: lik.log_prob_per_feature(p, xx), params, x)

@@ -132,9 +132,11 @@ class ColumnwiseInput(nn.Module):
 
     def __init__(self, parts):
         super().__init__()
-        self.columns = [list(map(int, cols)) for _, cols in parts]
         self.parts = nn.ModuleList(module if module is not None else nn.Identity() for module, _ in parts)
         self.n_out = sum(module.n_out if module is not None else len(cols) for module, cols in parts)
+        for i, (_, cols) in enumerate(parts):  # buffers follow the module to its device
+            self.register_buffer(f"columns_{i}", torch.as_tensor(list(map(int, cols))), persistent=False)
 
     def forward(self, x):
-        return torch.cat([part(x[..., cols]) for part, cols in zip(self.parts, self.columns)], dim=-1)
+        return torch.cat([part(x.index_select(-1, getattr(self, f"columns_{i}")))
+                          for i, part in enumerate(self.parts)], dim=-1)

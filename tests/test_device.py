@@ -73,3 +73,10 @@ def test_cuda_where_available(data, default):
     assert scores.dtype == np.float64 and np.all(np.isfinite(scores)) and np.all(scores < 0)
     # Another device draws other training noise, so the models differ, but not by much after the same steps.
     assert abs(scores.mean() - default.score_samples(data[1]).mean()) < 1.0
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "xpu"])
+def test_unsupported_device_types_rejected(device):
+    X = np.random.RandomState(0).binomial(1, 0.5, size=(20, 4))
+    with pytest.raises(ValueError, match="'cpu' or 'cuda"):
+        VAEDensityEstimator(latent_dim=1, hidden_layer_sizes=(4,), max_epochs=1, device=device).fit(X)
