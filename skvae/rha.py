@@ -128,7 +128,8 @@ class RHANet(VAENet):
 
         stats = getattr(self, "epoch_stats_", None)
         if stats is not None:
-            stats[0] += encoder_loss.item() * len(batch)
+            # Summed on the device like the decoder's loss: no host sync per batch.
+            stats[0] = stats[0] + encoder_loss.detach().double() * len(batch)
             stats[1] += len(batch)
         loss = real_loss if train_decoder else encoder_loss
         return {"loss": loss.detach(), "y_pred": None}
@@ -141,7 +142,7 @@ class RHANet(VAENet):
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         if training:
             total, count = self.epoch_stats_
-            self.history.record("encoder_loss", total / max(count, 1))
+            self.history.record("encoder_loss", float(total) / max(count, 1))
             self.epoch_stats_ = None
 
 
