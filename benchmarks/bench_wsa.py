@@ -108,29 +108,33 @@ def run(args):
                     return path
                 return save
 
-            # vanilla, with a snapshot at the end of WSA's warm-up
+            # vanilla, with a snapshot at the end of WSA's warm-up; a labelled WSA
+            # variant only needs the snapshot (the vanilla run is the unlabelled one's).
             start = time.perf_counter()
-            save = saver("vanilla", start)
+            save = saver("vanilla", start) if not args.label else None
             snap = Snapshot(args.warmup)
-            vanilla = VAEDensityEstimator(**SETTING, max_epochs=args.epochs, random_state=seed, callbacks=[
+            vanilla = VAEDensityEstimator(**SETTING, max_epochs=args.warmup if args.label else args.epochs,
+                                          random_state=seed, callbacks=[
                 ("curves", Curves(data.train, data.test, args.every, checkpoints, args.iwae, save)),
                 ("snapshot", snap)])
             vanilla.fit(data.train)
-            _report_line(name, "vanilla", save(vanilla.history_, done=True), start)
+            if save is not None:
+                _report_line(name, "vanilla", save(vanilla.history_, done=True), start)
 
             # WSA: the warm-up is plain ELBO training, so it is the vanilla run's first
             # `warmup` epochs; WSA continues from that model, optimizer state and history.
+            method = "wsa" + (f"-{args.label}" if args.label else "")
             start = time.perf_counter()
-            save = saver("wsa", start)
+            save = saver(method, start)
             wsa = WSAVAE(**SETTING, warmup_epochs=args.warmup, n_augment=4, max_epochs=0, random_state=seed,
                          callbacks=[("curves", Curves(data.train, data.test, args.every, checkpoints, args.iwae,
-                                                      save))]).fit(data.train)
+                                                      save))], **json.loads(args.wsa_params)).fit(data.train)
             module_state, optimizer_state, rows = snap.state
             wsa.net_.module_.load_state_dict(module_state)
             wsa.net_.optimizer_.load_state_dict(optimizer_state)
             wsa.net_.history_ = History(rows)
             wsa.set_params(max_epochs=args.epochs - args.warmup, warm_start=True).fit(data.train)
-            _report_line(name, "wsa", save(wsa.history_, done=True), start)
+            _report_line(name, method, save(wsa.history_, done=True), start)
 
 
 def _report_line(name, method, path, start):
@@ -158,7 +162,7 @@ def _bpd(nats, d):
 
 def _epoch_times(run):
     durs = np.array([row["dur"] for row in run["history"]])
-    if run["method"] == "wsa":
+    if run["method"].startswith("wsa"):
         warm = run["warmup_epochs"]
         return durs[:warm], durs[warm:]
     return durs, durs[:0]
@@ -209,6 +213,9 @@ def report(args):
     speed_columns = [("dataset", "data set"), ("vanilla_s", "vanilla s/epoch"),
                      ("wsa_s", "WSA s/epoch (after warm-up)"),
                      ("ratio", "WSA / vanilla")]
+    partial = [f"- {ds} {m} seed {seed}: stopped after epoch {r['history'][-1]['epoch']} of {r['epochs']} "
+               "(time limit); its rows end there." for (ds, m, seed), r in sorted(by_key.items())
+               if not r.get("complete", True)]
     commands = sorted({r["command"] for r in by_key.values()})
     k = sorted({r["iwae_samples"] for r in by_key.values()})
     text = ["# Weighted self-augmentation vs vanilla VAE", "", "Produced by:", "", "```",
@@ -218,7 +225,7 @@ def report(args):
             f"discriminator 2x500 with Adam at the same lr, per-sample weights). IWAE k = {k}. bpd = bits per "
             "dimension = -bound / (D ln 2), lower is better; the ELBO and IWAE columns are upper bounds on "
             "the true test NLL in bits/dim.", "",
-            markdown_table(rows, columns, digits=4), "", "## Time per epoch (median, seconds)", "",
+            markdown_table(rows, columns, digits=4), "", *partial, "", "## Time per epoch (median, seconds)", "",
             markdown_table(speed, speed_columns, digits=3), "", args.notes or "", ""]
     (RESULTS / "wsa.md").write_text("\n".join(text))
     _plot(by_key, datasets)
@@ -238,11 +245,11 @@ def _plot(by_key, datasets):
                 continue
             pts = [row for row in r["history"] if "test_elbo" in row]
             ep = [row["epoch"] for row in pts]
-            color = "tab:blue" if method == "vanilla" else "tab:red"
+            color = {"vanilla": "tab:blue", "wsa": "tab:red"}.get(method, "tab:green")
             d = r["n_features"]
             ax.plot(ep, [_bpd(row["train_elbo"], d) for row in pts], "--", color=color, label=f"{method} train")
             ax.plot(ep, [_bpd(row["test_elbo"], d) for row in pts], "-", color=color, label=f"{method} test")
-            if method == "wsa" and r["warmup_epochs"]:
+            if method.startswith("wsa") and r["warmup_epochs"]:
                 ax.axvline(r["warmup_epochs"], color="grey", lw=0.8, ls=":")
         ax.set_title(name)
         ax.set_xlabel("epoch")
@@ -265,6 +272,8 @@ def main(argv=None):
     p.add_argument("--iwae", type=int, default=100, help="importance samples of the checkpoint bound (1: none)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--data-home", default=None)
+    p.add_argument("--wsa-params", default="{}", help="JSON dict of extra WSAVAE parameters (a variant)")
+    p.add_argument("--label", default="", help="name of the variant; its runs are saved as wsa-<label>")
     r = sub.add_parser("report", help="tables and PNG from the saved runs")
     r.add_argument("--notes", default="", help="text appended to the markdown")
     args = parser.parse_args(argv)
