@@ -190,6 +190,11 @@ def test_gaussian_likelihood_is_refused(data):
                               random_state=0).fit(data[0][:100].astype(float))
     with pytest.raises(ValueError, match="not supported.*bernoulli"):
         BitsBackCoder(est).fit()
+    unfitted = VAEDensityEstimator(likelihood="gaussian", max_epochs=1000)  # refused before training
+    with pytest.raises(ValueError, match="not supported"):
+        BitsBackCoder(unfitted).fit(data[0][:100].astype(float))
+    with pytest.raises(TypeError, match="skvae density estimator"):
+        BitsBackCoder(FunctionTransformer()).fit(data[0][:100])
 
 
 def test_bad_input_is_refused(coder, data):

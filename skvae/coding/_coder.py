@@ -33,6 +33,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import _check_int, _check_real
+from ..likelihoods import get_likelihood
 from ..objectives import elbo_terms
 from ._bitsback import ChunkCodec, single_thread
 from ._container import parse, write_chunk, write_preamble, write_trailer
@@ -177,6 +178,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         else:
             estimator = self.estimator
         if _is_fitted(estimator):
+            _check_skvae(estimator)
             self.estimator_ = estimator
             if X is not None:
                 n_features = self._as_array(X).shape[1]
@@ -186,10 +188,13 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         else:
             if X is None:
                 raise ValueError("X is required to fit an unfitted estimator")
+            if not hasattr(estimator, "likelihood"):
+                raise TypeError(f"estimator must be a skvae density estimator, got {type(estimator).__name__}")
+            # refuse an unsupported likelihood before spending time on training
+            column_model_for(get_likelihood(estimator.likelihood), 0, self.likelihood_precision)
             self.estimator_ = clone(estimator).fit(X)
-        net = getattr(self.estimator_, "net_", None)
-        if net is None or not hasattr(net, "module_") or not hasattr(self.estimator_, "likelihood_"):
-            raise TypeError(f"estimator must be a skvae density estimator, got {type(self.estimator_).__name__}")
+        _check_skvae(self.estimator_)
+        net = self.estimator_.net_
         likelihood = self.estimator_.likelihood_
         n_features = int(self.estimator_.n_features_in_)
         column_model_for(likelihood, n_features, self.likelihood_precision)  # refuses unsupported likelihoods
@@ -502,6 +507,14 @@ def _validated_params(params):
             "likelihood_precision": int(params["likelihood_precision"]),
             "optimal_inference_steps": int(params["optimal_inference_steps"]),
             "inference_lr": float(params["inference_lr"])}
+
+
+def _check_skvae(estimator):
+    """A fitted skvae estimator has a net with a module, a likelihood and a feature count."""
+    net = getattr(estimator, "net_", None)
+    if net is None or not hasattr(net, "module_") or not hasattr(estimator, "likelihood_") \
+            or not hasattr(estimator, "n_features_in_"):
+        raise TypeError(f"estimator must be a skvae density estimator, got {type(estimator).__name__}")
 
 
 def _is_fitted(estimator):
