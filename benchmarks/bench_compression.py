@@ -19,7 +19,6 @@ checksums); "BB payload" is the ANS streams alone.
 
 import argparse
 import csv
-import math
 import re
 import time
 
