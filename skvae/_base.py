@@ -275,8 +275,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
     def score_samples(self, X):
         """Per-row lower bound on log p(x) in nats.
 
-        The ELBO with ``n_eval_samples=1``, else the IWAE bound with that many
-        importance samples. The Monte-Carlo noise of each row is a fixed
+        The ELBO with ``n_eval_samples=1`` (exact KL term, expected
+        log-likelihood averaged over 8 reparameterized draws), else the IWAE
+        bound with that many importance samples. The Monte-Carlo noise of each row is a fixed
         function of its values, so scores are deterministic and do not depend
         on how rows are batched or ordered.
 

@@ -19,6 +19,10 @@ from .objectives import air_loss, elbo_terms, iwae_bound, negative_elbo_loss
 
 # Rows times importance samples evaluated per forward pass when scoring.
 _SCORE_CHUNK = 2**15
+# Reparameterized draws averaged per row for the ELBO's expected log-likelihood.
+# Identical rows share their (hashed) noise, so on data with many duplicates a
+# single draw leaves a noticeable error in the mean score; 8 draws cut it ~3x.
+ELBO_DRAWS = 8
 
 
 class ELBOLoss(nn.Module):
@@ -140,12 +144,16 @@ class VAENet(NeuralNet):
             ])
 
     def elbo_components(self, X):
-        """Per-row (elbo, distortion, rate) in nats, with fixed per-row noise."""
+        """Per-row (elbo, distortion, rate) in nats, with fixed per-row noise.
+
+        The rate is exact; the distortion is averaged over ``ELBO_DRAWS`` draws.
+        """
         parts = ([], [], [])
         with eval_mode(self.module_), torch.no_grad():
-            for x, eps in self._eval_chunks(X, 1):
-                for store, value in zip(parts, elbo_terms(self.module_, self.likelihood, x, eps=eps[0])):
-                    store.append(value.double().cpu().numpy())
+            for x, eps in self._eval_chunks(X, ELBO_DRAWS):
+                elbo, distortion, rate = elbo_terms(self.module_, self.likelihood, x, eps=eps)
+                for store, value in zip(parts, (elbo.mean(0), distortion.mean(0), rate)):
+                    store.append(value.cpu().numpy())
         return tuple(np.concatenate(p) for p in parts)
 
 
