@@ -15,7 +15,8 @@ from skorch.callbacks import EpochTimer, PrintLog
 from torch import nn
 
 from ._row_noise import row_normal_noise
-from .objectives import air_loss, elbo_terms, iwae_bound, negative_elbo_loss
+from .inference import refine_posterior
+from .objectives import air_loss, iwae_bound, negative_elbo_loss, posterior_elbo_terms
 
 # Rows times importance samples evaluated per forward pass when scoring.
 _SCORE_CHUNK = 2**15
@@ -143,18 +144,25 @@ class VAENet(NeuralNet):
                 for x, eps in self._eval_chunks(X, n_samples)
             ])
 
-    def elbo_components(self, X):
+    def elbo_components(self, X, refine_steps=0, refine_lr=0.05, return_posterior=False):
         """Per-row (elbo, distortion, rate) in nats, with fixed per-row noise.
 
         The rate is exact; the distortion is averaged over ``ELBO_DRAWS`` draws.
+        With ``refine_steps > 0`` each row's posterior is first refined by that
+        many gradient steps (:func:`skvae.inference.refine_posterior`).
+        ``return_posterior`` appends the posterior ``mu`` and ``logvar``.
         """
-        parts = ([], [], [])
-        with eval_mode(self.module_), torch.no_grad():
+        parts = ([], [], [], [], [])
+        module, likelihood = self.module_, self.likelihood
+        with eval_mode(module):
             for x, eps in self._eval_chunks(X, ELBO_DRAWS):
-                elbo, distortion, rate = elbo_terms(self.module_, self.likelihood, x, eps=eps)
-                for store, value in zip(parts, (elbo.mean(0), distortion.mean(0), rate)):
+                mu, logvar = refine_posterior(module, likelihood, x, refine_steps, lr=refine_lr)
+                with torch.no_grad():
+                    elbo, distortion, rate = posterior_elbo_terms(module.decoder, likelihood, x, mu, logvar, eps)
+                for store, value in zip(parts, (elbo.mean(0), distortion.mean(0), rate, mu, logvar)):
                     store.append(value.cpu().numpy())
-        return tuple(np.concatenate(p) for p in parts)
+        out = tuple(np.concatenate(p) for p in parts)
+        return out if return_posterior else out[:3]
 
 
 @contextmanager
