@@ -190,8 +190,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                 raise ValueError("X is required to fit an unfitted estimator")
             if not hasattr(estimator, "likelihood"):
                 raise TypeError(f"estimator must be a skvae density estimator, got {type(estimator).__name__}")
-            # refuse an unsupported likelihood before spending time on training
-            column_model_for(get_likelihood(estimator.likelihood), 0, self.likelihood_precision)
+            # refuse an unsupported likelihood before spending time on training (a
+            # per-column 'auto' / dict specification is only known after fit)
+            if not estimator._uses_schema():
+                column_model_for(get_likelihood(estimator.likelihood), 0, self.likelihood_precision)
             self.estimator_ = clone(estimator).fit(X)
         _check_skvae(self.estimator_)
         net = self.estimator_.net_
@@ -236,6 +238,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _checked_array(self, X):
         check_is_fitted(self, "module_")
+        if hasattr(self.estimator_, "schema_"):
+            # A mixed-type table: code its integer codes; decode maps them back.
+            codes = self.estimator_._validate_X(X, reset=False)[0]
+            low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
+            return codes.astype(np.result_type(np.min_scalar_type(low), np.min_scalar_type(high)))
         X = self._as_array(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the coder was fitted with {self.n_features_in_}")
@@ -388,7 +395,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             If the data are truncated or corrupted, were written by a
             different model, or fail the checksum after decoding.
         """
-        return self._read(data)
+        return self._to_output(self._read(data))
+
+    def _to_output(self, codes):
+        """Decoded codes in the caller's form: a table's original columns, else the array."""
+        return self.estimator_.schema_.decode(codes) if hasattr(self.estimator_, "schema_") else codes
 
     # -- transformer API ------------------------------------------------------------
 
@@ -401,7 +412,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = np.asarray(X)
         if X.ndim != 1 or X.dtype != np.uint8:
             raise ValueError(f"expected the 1-D uint8 array made by transform, got {X.dtype} of shape {X.shape}")
-        return self._read(np.ascontiguousarray(X))
+        return self._to_output(self._read(np.ascontiguousarray(X)))
 
     def score(self, X, y=None):
         """Negative bits per dimension of the complete file for X (higher is better).
@@ -416,8 +427,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         -------
         float
         """
-        X = self._checked_array(X)
-        return -8.0 * len(self.encode(X)) / max(X.size, 1)
+        data = self.encode(X)
+        return -8.0 * len(data) / max(self._checked_array(X).size, 1)
 
     def report(self, X):
         """Compression statistics of X against the model's ELBO and generic compressors.
@@ -441,8 +452,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             bit-packed array (``np.packbits`` of the row-major 0/1 values,
             levels 9, 9 and 9 | extreme); ``raw_bits`` = n_rows * n_features.
         """
-        X = self._checked_array(X)
         data = self.encode(X)
+        X = self._checked_array(X)
         header, chunks, _ = parse(data)
         payload = 32 * sum(len(c.words) for c in chunks)
         codec = self._codec(header["params"])
@@ -451,7 +462,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))
             overhead += codec.first_row_overhead_bits(first)
         neg_elbo_bits = self._negative_elbo_bits(X)
-        packed = np.packbits(np.asarray(X != 0, dtype=np.uint8).ravel()).tobytes()
+        # Generic compressors get the bit-packed array (0/1 data) or the raw integer layout.
+        binary = np.isin(X, (0, 1)).all()
+        packed = np.packbits(np.asarray(X, dtype=np.uint8).ravel()).tobytes() if binary else \
+            np.ascontiguousarray(X).tobytes()
         n, d = X.shape
         total = 8 * len(data)
         return Bunch(

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from ..likelihoods import Bernoulli
+from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Mixed
 
 __all__ = ["LatentGrid", "ColumnModel", "BernoulliColumns", "column_model_for", "register_column_model"]
 
@@ -129,7 +129,7 @@ class ColumnModel:
         """JSON-serializable description of the columns, stored in the header."""
         return [{"kind": self.kind, "count": self.n_features}]
 
-    def check(self, X):
+    def check(self, X, column_names=None):
         """Raise ValueError if X holds values this model cannot code."""
         raise NotImplementedError
 
@@ -164,8 +164,8 @@ class BernoulliColumns(ColumnModel):
 
     kind = "bernoulli"
 
-    def check(self, X):
-        self.likelihood.check_support(X)
+    def check(self, X, column_names=None):
+        self.likelihood.check_support(X, column_names=column_names)
 
     def symbols(self, X):
         return np.asarray(X).astype(np.int32, copy=False)
@@ -188,7 +188,145 @@ class BernoulliColumns(ColumnModel):
         return flat.reshape(-1, self.n_features)
 
 
-_COLUMN_MODELS = {Bernoulli: BernoulliColumns}
+class _TableColumns(ColumnModel):
+    """Columns coded with constriction's Categorical model and a probability table per symbol.
+
+    Subclasses give :meth:`_tables`, the probabilities of every symbol
+    ``0 .. K_j - 1`` of every column as an ``(n, n_features, max K)`` float64
+    tensor (zero padded), and :attr:`_offsets` mapping symbols to values.
+    Probabilities are rounded to multiples of ``2**-precision``; constriction's
+    non-perfect mode keeps every symbol codable.
+    """
+
+    _offsets = 0.0
+
+    def _sizes(self):
+        raise NotImplementedError
+
+    def _tables(self, params):
+        raise NotImplementedError
+
+    def check(self, X, column_names=None):
+        self.likelihood.check_support(X, column_names=column_names)
+
+    def symbols(self, X):
+        return (np.asarray(X, dtype=np.float64) - self._offsets).astype(np.int32)
+
+    def restore(self, symbols, dtype):
+        return (symbols + self._offsets).astype(dtype)
+
+    def network_input(self, symbols):
+        return torch.from_numpy(self.restore(symbols, np.float32))
+
+    def _column_tables(self, params):
+        scale = float(2 ** self.precision)
+        tables = self._tables(params.double()).mul_(scale).round_().div_(scale).numpy()
+        return [np.ascontiguousarray(tables[:, j, :k]) for j, k in enumerate(self._sizes())]
+
+    def push(self, coder, symbols, params):
+        family = constriction.stream.model.Categorical(perfect=False)
+        for j, table in reversed(list(enumerate(self._column_tables(params)))):
+            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), family, table)
+
+    def pop(self, coder, params):
+        family = constriction.stream.model.Categorical(perfect=False)
+        return np.stack([coder.decode(family, table) for table in self._column_tables(params)], axis=1)
+
+
+class CategoricalColumns(_TableColumns):
+    """Categorical columns: the symbols are the category codes."""
+
+    kind = "categorical"
+
+    def _sizes(self):
+        return self.likelihood.n_categories
+
+    def _tables(self, params):
+        return self.likelihood.probs(params)
+
+    def schema(self):
+        return [{"kind": self.kind, "count": self.n_features, "categories": list(self._sizes())}]
+
+
+class IntegerColumns(_TableColumns):
+    """Integer columns under the discretized logistic: symbol = value - low."""
+
+    kind = "integer"
+    max_values = 1 << 14  # a probability table per symbol: keep it bounded
+
+    def __init__(self, likelihood, n_features, precision):
+        super().__init__(likelihood, n_features, precision)
+        sizes = (likelihood.high - likelihood.low + 1).astype(np.int64)
+        if sizes.max(initial=0) > self.max_values:
+            raise ValueError(f"integer columns with more than {self.max_values} values cannot be coded; "
+                             f"a column spans {int(sizes.max())}")
+        self._offsets = likelihood.low
+
+    def _sizes(self):
+        return (self.likelihood.high - self.likelihood.low + 1).astype(np.int64)
+
+    def _tables(self, params):
+        k = torch.arange(int(self._sizes().max()), dtype=params.dtype)
+        low = torch.as_tensor(self.likelihood.low, dtype=params.dtype)
+        high = torch.as_tensor(self.likelihood.high, dtype=params.dtype)
+        values = torch.minimum(low + k[:, None], high)[:, None, :]  # (max K, 1, n_features)
+        table = self.likelihood.log_prob_per_feature(params, values).exp().permute(1, 2, 0)
+        return table.masked_fill(low[:, None] + k[None, :] > high[:, None], 0.0)
+
+    def schema(self):
+        return [{"kind": self.kind, "count": self.n_features, "low": self.likelihood.low.tolist(),
+                 "high": self.likelihood.high.tolist()}]
+
+
+class MixedColumns(ColumnModel):
+    """Per-part column models of a :class:`~skvae.likelihoods.Mixed` likelihood."""
+
+    kind = "mixed"
+
+    def __init__(self, likelihood, n_features, precision):
+        super().__init__(likelihood, n_features, precision)
+        for part, cols in likelihood.parts:
+            if part.name == "gaussian":
+                raise ValueError(f"columns {list(cols)} are real-valued (Gaussian) and have no lossless code: "
+                                 f"round them to a grid of your choice and declare them 'integer'")
+        self.parts = [(column_model_for(part, len(cols), precision), np.asarray(cols), sl)
+                      for (part, cols), sl in zip(likelihood.parts, likelihood._param_slices)]
+
+    def schema(self):
+        return [{**entry, "columns": cols.tolist()} for model, cols, _ in self.parts for entry in model.schema()]
+
+    def check(self, X, column_names=None):
+        self.likelihood.check_support(np.asarray(X), column_names=column_names)
+
+    def symbols(self, X):
+        X = np.asarray(X)
+        out = np.empty(X.shape, dtype=np.int32)
+        for model, cols, _ in self.parts:
+            out[:, cols] = model.symbols(X[:, cols])
+        return out
+
+    def restore(self, symbols, dtype):
+        out = np.empty(symbols.shape, dtype=dtype)
+        for model, cols, _ in self.parts:
+            out[:, cols] = model.restore(symbols[:, cols], dtype)
+        return out
+
+    def network_input(self, symbols):
+        return torch.from_numpy(self.restore(symbols, np.float32))
+
+    def push(self, coder, symbols, params):
+        for model, cols, sl in self.parts:
+            model.push(coder, np.ascontiguousarray(symbols[:, cols]), params[..., sl])
+
+    def pop(self, coder, params):
+        out = np.empty((params.shape[0], self.n_features), dtype=np.int32)
+        for model, cols, sl in reversed(self.parts):  # a stack: last pushed, first popped
+            out[:, cols] = model.pop(coder, params[..., sl])
+        return out
+
+
+_COLUMN_MODELS = {Bernoulli: BernoulliColumns, Categorical: CategoricalColumns,
+                  DiscretizedLogistic: IntegerColumns, Mixed: MixedColumns}
 
 
 def register_column_model(likelihood_class, column_model_class):
@@ -204,6 +342,6 @@ def column_model_for(likelihood, n_features, precision):
     supported = sorted(c.name or c.__name__ for c in _COLUMN_MODELS)
     raise ValueError(
         f"BitsBackCoder codes discrete data only; the estimator's likelihood {likelihood!r} is not "
-        f"supported (supported: {supported}). Continuous (Gaussian) columns have no lossless code; "
-        f"categorical / integer columns are planned."
+        f"supported (supported: {supported}). Real-valued (Gaussian) columns have no lossless code: "
+        f"round them to integers on a grid of your choice and declare them 'integer'."
     )
