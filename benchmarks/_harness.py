@@ -226,10 +226,10 @@ def read_rows(path_csv):
 def _cell(value, digits):
     if value is None or value == "":
         return ""
-    try:
-        return str(int(value))  # ints (and CSV strings of ints) as they are
-    except (TypeError, ValueError):
-        pass
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit():  # an int read back from the CSV
+        return value
     try:
         number = float(value)
     except (TypeError, ValueError):

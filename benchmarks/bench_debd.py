@@ -139,12 +139,14 @@ on the valid ELBO (best epoch restored); the configuration with the best valid E
 """
 
 
-def write_results(rows, path_md, extra_notes=""):
+def write_results(rows, path_md, extra_notes="", rebuilt_by=None):
     table, columns = build_table(rows)
     details, detail_columns = _details(rows)
     commands = list(dict.fromkeys(row.get("command", "") for row in rows if row.get("command")))
+    if rebuilt_by:
+        commands.append(rebuilt_by + "  # rebuilt this file from the CSV")
     text = ["# Vanilla VAE on the twenty binary data sets", "", "Produced by (in this order):", "", "```",
-            *commands, "python benchmarks/bench_debd.py --table-only", "```", "", NOTES]  # fmt: skip
+            *commands, "```", "", NOTES]  # fmt: skip
     if extra_notes:
         text += [extra_notes.strip(), ""]
     text += [markdown_table(table, columns), "", "## Runs", "", markdown_table(details, detail_columns), ""]
@@ -177,7 +179,7 @@ def main(argv=None):
     extra = open(args.notes_file).read() if args.notes_file else ""
     csv_path, md_path = Path(args.out + ".csv"), Path(args.out + ".md")
     if args.table_only:
-        write_results(read_rows(csv_path), md_path, extra)
+        write_results(read_rows(csv_path), md_path, extra, rebuilt_by=command_line())
         return
     names = DEBD_NAMES if args.all else tuple(n.strip() for n in args.datasets.split(",") if n.strip())
     unknown = [n for n in names if n not in DEBD_NAMES]

@@ -399,6 +399,6 @@ def test_harness_append_row_grows_header(harness, tmp_path):
     harness.append_row(path, {"dataset": "b", "y": "z"})
     rows = harness.read_rows(path)
     assert rows == [{"dataset": "a", "x": "1.5", "y": ""}, {"dataset": "b", "x": "", "y": "z"}]
-    harness.write_markdown(tmp_path / "r.md", rows, "python bench.py --x")
+    harness.write_markdown(tmp_path / "r.md", rows + [{"dataset": "c", "x": -6.037, "y": 12}], "python bench.py --x")
     text = (tmp_path / "r.md").read_text()
-    assert "python bench.py --x" in text and "| a | 1.50 |  |" in text
+    assert "python bench.py --x" in text and "| a | 1.50 |  |" in text and "| c | -6.04 | 12 |" in text
