@@ -202,6 +202,13 @@ def plot_all(args, out, best):
                              ax=ax)
         ax.axhline(math.log(1000), color="gray", lw=0.6, ls=":")
         ax.set_title(f"{m}: training rows (dotted: log N, the MI ceiling)", fontsize=10)
+    # Common scales, so the panels compare at a glance.
+    top = max(max(r["rate"] for r in rd[m]) for m in methods)
+    low = min(min(r["distortion"] for r in rd[m]) for m in methods)
+    high = max(max(r["distortion"] for r in rd[m]) for m in methods)
+    for ax in axes[0]:
+        ax.set_ylim(-0.3, top * 1.05 + 0.5)
+        ax.right_ax_.set_ylim(low - 1, high + 1)
     fig.tight_layout()
     fig.savefig(out / "toy_rate_distortion.png", dpi=120)
 
