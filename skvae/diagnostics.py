@@ -19,15 +19,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import _check_int, _check_real, seed_from
 from ._net import eval_mode
 from ._row_noise import row_normal_noise
-from .inference import refine_posterior, refit_encoder
-from .objectives import log_normal, log_standard_normal, posterior_elbo_terms
+from .inference import refit_encoder
+from .objectives import log_normal, log_standard_normal
 
 __all__ = ["optimal_inference", "generalization_gaps", "rate_distortion"]
 
 _METHODS = ("encoder", "per_row")
-# Rows refined together by the per-row method; each row's result depends on
-# that row alone, so the chunk size only bounds memory.
-_ROW_CHUNK = 4096
 # Seed of the latent draws of the mutual-information estimate, distinct from
 # the scoring noise (seed 0) and the refinement noise (seed 1).
 _MI_SEED = 2
@@ -83,8 +80,8 @@ def optimal_inference(estimator, X, method="encoder", n_epochs=50, n_steps=50, l
     estimator or Bunch
         ``'encoder'``: the refitted copy (score it like any estimator).
         ``'per_row'``: a Bunch with per-row ``elbo``, ``distortion`` and
-        ``rate`` (nats, shape (n_samples,)), scored with the same fixed noise
-        as ``estimator.elbo_components``, and the refined ``mu`` and
+        ``rate`` (nats, shape (n_samples,)), scored like
+        ``estimator.elbo_components`` (same fixed per-row noise), and the refined ``mu`` and
         ``logvar`` (shape (n_samples, latent_dim)).
 
     See Also
@@ -116,24 +113,14 @@ def optimal_inference(estimator, X, method="encoder", n_epochs=50, n_steps=50, l
 
 
 def _per_row_inference(estimator, X, n_steps, step_size):
-    """Per-row refined posteriors and their ELBO pieces (X already validated)."""
-    net = estimator.net_
-    module = net.module_
-    parts = {name: [] for name in ("elbo", "distortion", "rate", "mu", "logvar")}
-    with eval_mode(module):
-        dtype = next(module.parameters()).dtype
-        for start in range(0, len(X), _ROW_CHUNK):
-            rows = X[start:start + _ROW_CHUNK]
-            x = torch.as_tensor(rows, dtype=dtype, device=net.device)
-            mu, logvar = refine_posterior(module, net.likelihood, x, n_steps, lr=step_size)
-            # The same per-row noise as the estimator's own scores (seed 0).
-            eps = torch.as_tensor(row_normal_noise(rows, 1, module.latent_dim)[0], dtype=dtype,
-                                  device=net.device)
-            with torch.no_grad():
-                terms = posterior_elbo_terms(module.decoder, net.likelihood, x, mu, logvar, eps)
-            for name, value in zip(("elbo", "distortion", "rate", "mu", "logvar"), (*terms, mu, logvar)):
-                parts[name].append(value.double().cpu().numpy())
-    return Bunch(**{name: np.concatenate(values) for name, values in parts.items()})
+    """Per-row refined posteriors and their ELBO pieces (X already validated).
+
+    Goes through the estimator's own scoring path, so ``n_steps=0`` gives
+    exactly ``estimator.elbo_components(X)``.
+    """
+    elbo, distortion, rate, mu, logvar = estimator.net_.elbo_components(
+        X, refine_steps=n_steps, refine_lr=step_size, return_posterior=True)
+    return Bunch(elbo=elbo, distortion=distortion, rate=rate, mu=mu, logvar=logvar)
 
 
 def _mean_elbo(estimator, X, method, n_steps, step_size):
