@@ -35,34 +35,39 @@ _REDUCTIONS = ("per_sample", "batch_mean")
 
 
 class _EpochStats:
-    """Running sums of one epoch's weights and discriminator results."""
+    """Running sums of one epoch's weights and discriminator results.
+
+    Kept as tensors on the training device (no host sync per batch) and read
+    once, when the epoch is recorded.
+    """
 
     def __init__(self):
-        self.w_sum = self.w_sq_sum = 0.0
-        self.w_max = -float("inf")
-        self.w_count = 0
-        self.d_loss_sum = 0.0
-        self.d_correct = self.d_count = 0
+        self.w_sum = self.w_sq_sum = self.d_loss_sum = self.d_correct = 0.0
+        self.w_max = None
+        self.w_count = self.d_count = 0
 
     def add_weights(self, weights):
-        self.w_sum += weights.sum().item()
-        self.w_sq_sum += weights.pow(2).sum().item()
-        self.w_max = max(self.w_max, weights.max().item())
+        weights = weights.detach().double()
+        self.w_sum = self.w_sum + weights.sum()
+        self.w_sq_sum = self.w_sq_sum + weights.pow(2).sum()
+        w_max = weights.max()
+        self.w_max = w_max if self.w_max is None else torch.maximum(self.w_max, w_max)
         self.w_count += weights.numel()
 
     def add_discriminator(self, loss, correct, count):
-        self.d_loss_sum += loss * count
-        self.d_correct += correct
+        self.d_loss_sum = self.d_loss_sum + loss.detach().double() * count
+        self.d_correct = self.d_correct + correct
         self.d_count += count
 
     def record(self, history):
         if self.w_count:
-            history.record("weight_mean", self.w_sum / self.w_count)
-            history.record("weight_max", self.w_max)
-            history.record("weight_ess", effective_sample_size(self.w_sum, self.w_sq_sum, self.w_count))
+            w_sum, w_sq_sum = float(self.w_sum), float(self.w_sq_sum)
+            history.record("weight_mean", w_sum / self.w_count)
+            history.record("weight_max", float(self.w_max))
+            history.record("weight_ess", effective_sample_size(w_sum, w_sq_sum, self.w_count))
         if self.d_count:
-            history.record("discriminator_loss", self.d_loss_sum / self.d_count)
-            history.record("discriminator_accuracy", self.d_correct / self.d_count)
+            history.record("discriminator_loss", float(self.d_loss_sum) / self.d_count)
+            history.record("discriminator_accuracy", float(self.d_correct) / self.d_count)
 
 
 class WSANet(VAENet):
@@ -179,8 +184,8 @@ class WSANet(VAENet):
         self.notify("on_grad_computed", named_parameters=self.discriminator_.named_parameters(),
                     batch=x, training=True)
         self.discriminator_optimizer_.step()
-        correct = int((logits_real.detach() > 0).sum() + (logits_fake.detach() < 0).sum())
-        return loss.item(), correct, len(logits)
+        correct = (logits_real.detach() > 0).sum() + (logits_fake.detach() < 0).sum()
+        return loss.detach(), correct, len(logits)
 
     # -- training -----------------------------------------------------------
 
