@@ -166,6 +166,21 @@ class VAENet(NeuralNet):
 
 
 @contextmanager
+def dropout_off(module):
+    """Eval mode (dropout off) in the module's own dtype, restoring the mode after.
+
+    For sampling inside a training step, which must stay cheap and in the
+    training dtype.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@contextmanager
 def eval_mode(module):
     """Evaluate ``module`` in eval mode (dropout off) and in float64.
 
@@ -174,10 +189,10 @@ def eval_mode(module):
     per-row results do not depend on how rows are batched. The module's mode
     and dtype are restored afterwards (float32 -> float64 -> float32 is exact).
     """
-    was_training = module.training
     dtype = next(module.parameters()).dtype
-    module.eval().double()
-    try:
-        yield module
-    finally:
-        module.to(dtype).train(was_training)
+    with dropout_off(module):
+        module.double()
+        try:
+            yield module
+        finally:
+            module.to(dtype)

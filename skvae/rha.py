@@ -9,15 +9,14 @@ unlimited, so the encoder stops overfitting the finite training set.
 """
 
 import copy
-import numbers
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseVAE
-from ._net import VAENet
+from ._base import BaseVAE, _check_int, _check_real
+from ._net import VAENet, dropout_off
 from .objectives import elbo_terms, mixture_encoder_loss
 
 __all__ = ["ReverseHalfAsleep", "RHAVAE"]
@@ -79,7 +78,7 @@ class RHANet(VAENet):
         off while sampling: the samples come from the model itself.
         """
         module = self.module_
-        with _dropout_off(module), torch.no_grad():
+        with dropout_off(module), torch.no_grad():
             if self.latent_source == "aggregate":
                 mu, logvar = module.encoder(x)
                 z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -102,7 +101,7 @@ class RHANet(VAENet):
 
         self.encoder_optimizer_.zero_grad(set_to_none=True)
         self.decoder_optimizer_.zero_grad(set_to_none=True)
-        with nullcontext() if train_decoder else _dropout_off(module.decoder):
+        with nullcontext() if train_decoder else dropout_off(module.decoder):
             # The decoder's loss; its real half is shared with the encoder's.
             real_loss = self.criterion_(module, batch) if train_decoder or alpha < 1 else None
             model_neg_elbo = None
@@ -391,18 +390,12 @@ class ReverseHalfAsleep(BaseVAE):
 
     def _check_params(self):
         hidden = super()._check_params()
-        if not isinstance(self.alpha, numbers.Real) or isinstance(self.alpha, bool):
-            raise TypeError(f"alpha must be a real number, got {self.alpha!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha!r}")
+        _check_real(self.alpha, "alpha", low=0.0, high=1.0)
         if self.latent_source not in _LATENT_SOURCES:
             raise ValueError(f"latent_source must be one of {_LATENT_SOURCES}, got {self.latent_source!r}")
         if self.mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
-        if not isinstance(self.rha_epochs, numbers.Integral) or isinstance(self.rha_epochs, bool):
-            raise TypeError(f"rha_epochs must be an integer, got {self.rha_epochs!r}")
-        if self.rha_epochs < 0:
-            raise ValueError(f"rha_epochs must be >= 0, got {self.rha_epochs!r}")
+        _check_int(self.rha_epochs, "rha_epochs", 0)
         return hidden
 
     # -- training schedule ---------------------------------------------------
@@ -496,15 +489,3 @@ class ReverseHalfAsleep(BaseVAE):
 
 
 RHAVAE = ReverseHalfAsleep
-
-
-@contextmanager
-def _dropout_off(module):
-    """Eval mode without the float64 switch of ``eval_mode``: inside a training
-    step the sampling must stay in the training dtype and cheap."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)

@@ -14,11 +14,12 @@ the data stay in the page cache, and nothing is lost for these modes).
 """
 
 import mmap
-import numbers
 import os
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from ._base import _check_int
 
 __all__ = ["fit_in_chunks"]
 
@@ -113,8 +114,8 @@ def fit_in_chunks(estimator, source, n_epochs=1, chunk_size=10_000, shuffle_chun
     """
     if not callable(getattr(estimator, "partial_fit", None)):
         raise TypeError(f"estimator must have a partial_fit method, got {type(estimator).__name__}")
-    _check_positive_int(n_epochs, "n_epochs")
-    _check_positive_int(chunk_size, "chunk_size")
+    _check_int(n_epochs, "n_epochs", 1)
+    _check_int(chunk_size, "chunk_size", 1)
     if not isinstance(shuffle_chunks, (bool, np.bool_)):
         raise TypeError(f"shuffle_chunks must be a bool, got {shuffle_chunks!r}")
 
@@ -188,10 +189,3 @@ def _release_pages(array):
 def _check_2d(array, name):
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, features), got shape {array.shape}")
-
-
-def _check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
