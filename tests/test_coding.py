@@ -343,7 +343,7 @@ def test_decode_in_another_process_with_other_thread_count(coder, data, tmp_path
 
 
 def test_cli_round_trip_npy_and_csv(vae, data, tmp_path, capsys):
-    from skvae.coding._cli import main
+    from skvae.cli import main
 
     X = data[1][:300]
     joblib.dump(vae, tmp_path / "vae.joblib")
@@ -360,7 +360,7 @@ def test_cli_round_trip_npy_and_csv(vae, data, tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line_messages(coder, data, tmp_path, capsys):
-    from skvae.coding._cli import main
+    from skvae.cli import main
 
     joblib.dump(coder, tmp_path / "coder.joblib")
     (tmp_path / "x.bb").write_bytes(coder.encode(data[1][:100])[:-7])

@@ -2,13 +2,13 @@
 
 :func:`add_subcommands` adds both to an ``argparse`` sub-parser set; each
 sets ``func``, a callable taking the parsed arguments and returning the exit
-status (0, or 1 after printing a one-line error for bad input). :func:`main` runs them standalone::
+status (0, or 1 after printing a one-line error for bad input). The ``skvae``
+command (:mod:`skvae.cli`) hosts them::
 
-    python -m skvae.coding._cli compress model.joblib data.npy data.bb
-    python -m skvae.coding._cli decompress model.joblib data.bb back.npy
+    skvae compress model.joblib data.npy data.bb
+    skvae decompress model.joblib data.bb back.npy
 """
 
-import argparse
 import functools
 import mmap
 import os
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["add_subcommands", "main"]
+__all__ = ["add_subcommands"]
 
 _MODEL_HELP = ("joblib file holding a fitted skvae estimator or a fitted BitsBackCoder (saved with joblib.dump). "
                "Model files are pickles: only load files you trust. The compressed files themselves hold no pickle.")
@@ -137,16 +137,3 @@ def _guarded(command, name, args):
     except (ValueError, TypeError, OSError) as exc:
         print(f"skvae {name}: error: {exc}", file=sys.stderr)
         return 1
-
-
-def main(argv=None):
-    """Standalone entry point (``python -m skvae.coding._cli``)."""
-    parser = argparse.ArgumentParser(prog="skvae", description="skvae bits-back compression")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    add_subcommands(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
