@@ -1,0 +1,131 @@
+"""Smoke tests of benchmarks/reproduce_table1.py: resume, selection on valid, time limit."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.utils import Bunch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+TINY = ["--methods", "vanilla,dropout,air,rha,wsa", "--checkpoints", "2,4", "--every", "1",
+        "--select-epoch", "2", "--warmup", "1", "--grids", '{"dropout": [0.1, 0.3], "air": [0.1, 0.8]}',
+        "--setting", '{"hidden_layer_sizes": [8], "latent_dim": 2, "batch_size": 50}']
+# Columns that depend on the clock, not on the computation.
+CLOCK = {"s_per_epoch", "train_s_total", "eval_s", "encode_s", "decode_s", "finished_utc", "command"}
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("reproduce_table1")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def data(nltcs):
+    train, test = nltcs
+    return Bunch(train=train[:200], valid=train[200:300], test=test[:100])
+
+
+def _run(script, data, folder, *extra):
+    argv = ["run", *TINY, "--results-dir", str(folder / "results"), "--checkpoint-dir", str(folder / "ckpt"),
+            *extra]
+    return script.main(argv, data=data)
+
+
+def _rows(script, folder, name):
+    rows = script.read_rows(folder / "results" / name)
+    return sorted(({k: v for k, v in r.items() if k not in CLOCK} for r in rows),
+                  key=lambda r: (r["run"], int(r["epoch"])))
+
+
+def _weights(folder, run):
+    return joblib.load(folder / "ckpt" / f"{run}.joblib")["estimator"].net_.module_.state_dict()
+
+
+def test_resumed_run_equals_uninterrupted_run(script, data, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(script, data, a, "--seeds", "0", "--horizon", "2") is False  # stopped at epoch 2
+    first = _rows(script, a, "table1.csv")
+    assert {int(r["epoch"]) for r in first} == {2}
+    assert _run(script, data, a, "--seeds", "0") is True  # resumed from the saved estimators to 4
+    assert _run(script, data, b, "--seeds", "0") is True  # one uninterrupted invocation
+
+    table_a, table_b = _rows(script, a, "table1.csv"), _rows(script, b, "table1.csv")
+    assert table_a == table_b
+    assert {int(r["epoch"]) for r in table_a} == {2, 4}
+    assert all(r["round_trip"] == "True" for r in table_a)
+    assert all(float(r["test_bpd_bitsback"]) > 0 for r in table_a)
+    assert _rows(script, a, "table1_curves.csv") == _rows(script, b, "table1_curves.csv")
+    for run in ("vanilla_s0", "rha_s0", "wsa_s0"):
+        wa, wb = _weights(a, run), _weights(b, run)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    # a finished experiment is not trained again
+    before = (a / "ckpt" / "wsa_s0.joblib").stat().st_mtime_ns
+    assert _run(script, data, a, "--seeds", "0") is True
+    assert (a / "ckpt" / "wsa_s0.joblib").stat().st_mtime_ns == before
+    assert _rows(script, a, "table1.csv") == table_a
+
+
+@pytest.mark.parametrize("method", ["vanilla", "rha", "wsa"])
+def test_staged_and_reloaded_training_equals_one_fit(script, data, tmp_path, method):
+    # the script trains in stages of one epoch and reloads the joblib checkpoint at each level
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", method)
+    staged = joblib.load(tmp_path / "ckpt" / f"{method}_s0.joblib")["estimator"]
+    proto = script.protocol(script.parse_args(["run", *TINY]))
+    plain = script.make_estimator(method, None, 0, proto).set_params(max_epochs=4, warm_start=False)
+    plain.fit(data.train)
+    a, b = staged.net_.module_.state_dict(), plain.net_.module_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    if method == "wsa":  # warm-up counted across stages: WSA epochs ran after epoch 1 only
+        assert [("weight_mean" in row) for row in staged.history_] == [False, True, True, True]
+        assert np.allclose(staged.history_[:, "train_loss"], plain.history_[:, "train_loss"])
+
+
+def test_rows_lost_by_a_killed_process_are_recomputed(script, data, tmp_path):
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla")
+    full = _rows(script, tmp_path, "table1.csv")
+    path = tmp_path / "results" / "table1.csv"
+    kept = [r for r in script.read_rows(path) if int(r["epoch"]) != 4]
+    path.unlink()
+    for r in kept:
+        script.append_row(path, r)
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla")
+    assert _rows(script, tmp_path, "table1.csv") == full
+
+
+def test_choice_on_valid_is_used_for_every_seed(script, data, tmp_path):
+    assert _run(script, data, tmp_path, "--seeds", "0,1", "--methods", "dropout,air") is True
+    selection = script.read_rows(tmp_path / "results" / "table1_selection.csv")
+    for method in ("dropout", "air"):
+        rows = [r for r in selection if r["method"] == method]
+        assert len(rows) == 2 and sum(r["chosen"] == "True" for r in rows) == 1
+        best = max(rows, key=lambda r: -float(r["valid_bpd_elbo"]))
+        assert best["chosen"] == "True"
+        p = float(best["param"])
+        seed1 = sorted(f.name for f in (tmp_path / "ckpt").glob(f"{method}_*_s1.joblib"))
+        assert seed1 == [f"{script.run_name(method, p, 1)}.joblib"]  # only the chosen p/rho for other seeds
+        table = script.read_rows(tmp_path / "results" / "table1.csv")
+        assert {(float(r["param"]), int(r["epoch"])) for r in table
+                if r["method"] == method and r["seed"] == "1"} == {(p, 2), (p, 4)}
+    text = (tmp_path / "results" / "table1.md").read_text()
+    assert "Status: COMPLETE" in text and "chose p and ρ on the test set" in text
+
+
+def test_time_limit_and_protocol_change(script, data, tmp_path):
+    assert _run(script, data, tmp_path, "--seeds", "0", "--max-minutes", "0") is False
+    assert not list((tmp_path / "ckpt").glob("*.joblib"))
+    assert "Status: PARTIAL" in (tmp_path / "results" / "table1.md").read_text()
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla", "--horizon", "1")
+    with pytest.raises(ValueError, match="different protocol"):
+        _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla", "--every", "2")
+    assert not (tmp_path / "ckpt" / "LOCK").exists()  # released after the error
+    assert np.isfinite(float(script.read_rows(tmp_path / "results" / "table1_curves.csv")[0]["test_bpd_elbo"]))
