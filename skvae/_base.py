@@ -106,8 +106,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         likelihood.check_support(X)
         if hasattr(X, "toarray"):
             X = X.toarray()
-        # Writable, because torch.as_tensor refuses to share read-only buffers silently.
-        return np.require(X, dtype=np.float64, requirements="W"), likelihood
+        # Kept in its validated numeric dtype: training and scoring each convert
+        # (float32 / float64) once, without an intermediate copy of the data.
+        return np.asarray(X), likelihood
 
     def _validate_table(self, X, reset):
         """Validation of mixed-type tables: column kinds, codes, and support."""
@@ -351,7 +352,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """
         X = self._validated_for_scoring(X)
         with eval_mode(self.net_.module_), torch.no_grad():
-            x = torch.as_tensor(X, dtype=torch.float64, device=self.net_.device)
+            x = torch.from_numpy(np.array(X, dtype=np.float64)).to(self.net_.device)
             mu, _ = self.net_.module_.encoder(x)
         return mu.double().cpu().numpy()
 

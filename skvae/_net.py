@@ -109,15 +109,18 @@ class VAENet(NeuralNet):
         if iterator is None:
             return
         self._set_training(training)
-        total, count = 0.0, 0
+        losses, sizes = [], []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            # Summed on the device: no host sync per batch on a GPU.
-            total = total + step["loss"].detach().double() * len(batch)
-            count += len(batch)
+            # Collected as tensors and reduced once: no host sync per batch on a GPU.
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch))
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_loss", float(total) / max(count, 1))
+        if losses:
+            weights = torch.as_tensor(sizes, dtype=torch.float64, device=losses[0].device)
+            mean = float((torch.stack(losses).double() * weights).sum()) / sum(sizes)
+            self.history.record(prefix + "_loss", mean)
 
     # -- evaluation ---------------------------------------------------------
 
@@ -128,7 +131,8 @@ class VAENet(NeuralNet):
         for start in range(0, len(X), step):
             rows = X[start:start + step]
             eps = row_normal_noise(rows, n_samples, latent_dim)
-            yield (torch.as_tensor(rows, dtype=torch.float64, device=self.device),
+            # np.array copies: read-only inputs (memmaps) are never shared with torch.
+            yield (torch.from_numpy(np.array(rows, dtype=np.float64)).to(self.device),
                    torch.as_tensor(eps, dtype=torch.float64, device=self.device))
 
     def score_rows(self, X, n_samples=1):

@@ -43,12 +43,12 @@ class GaussianEncoder(nn.Module):
     def __init__(self, n_in, latent_dim, hidden_layer_sizes=(), dropout=0.0, preprocess=None):
         super().__init__()
         self.latent_dim = latent_dim
-        self.preprocess = preprocess if preprocess is not None else nn.Identity()
+        self.preprocess = preprocess  # None: rows go to the MLP as they are (no extra module call)
         width = preprocess.n_out if preprocess is not None else n_in
         self.net = MLP(width, 2 * latent_dim, hidden_layer_sizes, dropout)
 
     def forward(self, x, noise_std=0.0):
-        h = self.preprocess(x)
+        h = x if self.preprocess is None else self.preprocess(x)
         if noise_std:
             h = h + noise_std * torch.randn_like(h)
         mu, logvar = self.net(h).chunk(2, dim=-1)
