@@ -137,6 +137,25 @@ def run(args):
             _report_line(name, method, save(wsa.history_, done=True), start)
 
 
+def speed(args):
+    """Median seconds per epoch of vanilla and of WSA after warm-up, back to back in one process."""
+    rows = []
+    for name in args.datasets.split(","):
+        X = load_dataset(name, args.data_home).train
+        vanilla = VAEDensityEstimator(**SETTING, max_epochs=args.epochs, random_state=0).fit(X)
+        wsa = WSAVAE(**SETTING, max_epochs=args.epochs + 1, warmup_epochs=1, random_state=0).fit(X)
+        v = float(np.median(vanilla.history_[:, "dur"]))
+        w = float(np.median(wsa.history_[1:, "dur"]))
+        rows.append({"dataset": name, "epochs": args.epochs, "vanilla_s": v, "wsa_s": w, "ratio": w / v})
+        print(rows[-1], flush=True)
+    text = ["# WSA time per epoch relative to vanilla", "", "Produced by:", "", "```", command_line(), "```", "",
+            "Median over the epochs of each fit; WSA epochs after its one warm-up epoch; the two fits run back "
+            "to back in one process (one torch thread).", "",
+            markdown_table(rows, [("dataset", "data set"), ("epochs", "epochs timed"), ("vanilla_s", "vanilla s/epoch"),
+                                  ("wsa_s", "WSA s/epoch"), ("ratio", "WSA / vanilla")], digits=2), ""]
+    (RESULTS / "wsa_speed.md").write_text("\n".join(text))
+
+
 def _report_line(name, method, path, start):
     last = json.loads(path.read_text())["history"][-1]
     print(f"{name} {method}: {last['epoch']} epochs, {time.perf_counter() - start:.0f} s in this process, "
@@ -245,7 +264,8 @@ def _plot(by_key, datasets):
                 continue
             pts = [row for row in r["history"] if "test_elbo" in row]
             ep = [row["epoch"] for row in pts]
-            color = {"vanilla": "tab:blue", "wsa": "tab:red"}.get(method, "tab:green")
+            color = {"vanilla": "tab:blue", "wsa": "tab:red", "wsa-batch_mean": "tab:green",
+                     "wsa-unweighted": "tab:orange"}.get(method, "tab:purple")
             d = r["n_features"]
             ax.plot(ep, [_bpd(row["train_elbo"], d) for row in pts], "--", color=color, label=f"{method} train")
             ax.plot(ep, [_bpd(row["test_elbo"], d) for row in pts], "-", color=color, label=f"{method} test")
@@ -274,10 +294,14 @@ def main(argv=None):
     p.add_argument("--data-home", default=None)
     p.add_argument("--wsa-params", default="{}", help="JSON dict of extra WSAVAE parameters (a variant)")
     p.add_argument("--label", default="", help="name of the variant; its runs are saved as wsa-<label>")
+    sp = sub.add_parser("speed", help="time per epoch, vanilla and WSA back to back")
+    sp.add_argument("--datasets", default="caltech_silhouettes")
+    sp.add_argument("--epochs", type=int, default=5)
+    sp.add_argument("--data-home", default=None)
     r = sub.add_parser("report", help="tables and PNG from the saved runs")
     r.add_argument("--notes", default="", help="text appended to the markdown")
     args = parser.parse_args(argv)
-    run(args) if args.cmd == "run" else report(args)
+    {"run": run, "speed": speed, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
