@@ -77,11 +77,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
 
     def _check_params(self):
         _check_int(self.latent_dim, "latent_dim", 1)
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral):
-            sizes = (sizes,)
-        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        sizes = check_layer_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
         _check_real(self.beta, "beta", low=0.0)
         _check_real(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
         if self.air_sigma is not None:
@@ -92,7 +88,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         _check_real(self.lr, "lr", low=0.0, low_open=True)
         _check_int(self.n_eval_samples, "n_eval_samples", 1)
         _check_int(self.verbose, "verbose", 0)
-        return tuple(int(s) for s in sizes)
+        return sizes
 
     def _uses_schema(self):
         return isinstance(self.likelihood, dict) or (isinstance(self.likelihood, str) and self.likelihood == "auto")
@@ -431,6 +427,19 @@ def _as_latent(Z, latent_dim):
     if not np.isfinite(Z).all():
         raise ValueError("Z contains NaN or infinity")
     return Z
+
+
+def check_layer_sizes(sizes, name):
+    """Hidden layer widths as a tuple of positive ints (an int means one layer)."""
+    if isinstance(sizes, numbers.Integral):
+        sizes = (sizes,)
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise ValueError(f"{name} must be positive integers, got {sizes!r}") from None
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ValueError(f"{name} must be positive integers, got {sizes!r}")
+    return tuple(int(s) for s in sizes)
 
 
 def _check_int(value, name, low):

@@ -10,15 +10,13 @@ its own implausible samples count little.
 """
 
 import copy
-import numbers
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._base import BaseVAE, _check_int, _check_real
-from ._net import VAENet, eval_mode
+from ._base import BaseVAE, _check_int, _check_real, check_layer_sizes
+from ._net import VAENet, dropout_off, eval_mode
 from ._wsa_objective import (
     density_ratio_weights,
     discriminator_bce,
@@ -128,7 +126,7 @@ class WSANet(VAENet):
         Bernoulli data, not the means). Dropout is off while sampling.
         """
         module = self.module_
-        with _dropout_off(module), torch.no_grad():
+        with dropout_off(module), torch.no_grad():
             if self.latent_source == "aggregate":
                 mu, logvar = module.encoder(x)
                 eps = torch.randn((per_row,) + mu.shape, device=mu.device, dtype=mu.dtype)
@@ -144,7 +142,7 @@ class WSANet(VAENet):
         reporting, :meth:`WeightedSelfAugmentation.sample_with_weights`
         evaluates in float64 like every other score.
         """
-        with _dropout_off(self.discriminator_), torch.no_grad():
+        with dropout_off(self.discriminator_), torch.no_grad():
             logits = self.discriminator_(fakes)
         return density_ratio_weights(logits, self.weight_clip)
 
@@ -428,7 +426,7 @@ class WeightedSelfAugmentation(BaseVAE):
             raise ValueError(f"latent_source must be one of {_LATENT_SOURCES}, got {self.latent_source!r}")
         if self.discriminator is not None and not isinstance(self.discriminator, nn.Module):
             raise TypeError(f"discriminator must be None or a torch.nn.Module, got {self.discriminator!r}")
-        _discriminator_sizes(self.discriminator_hidden_layer_sizes)
+        check_layer_sizes(self.discriminator_hidden_layer_sizes, "discriminator_hidden_layer_sizes")
         if self.discriminator_lr is not None:
             _check_real(self.discriminator_lr, "discriminator_lr", low=0.0, low_open=True)
         if self.augment is not None and not callable(self.augment):
@@ -440,7 +438,7 @@ class WeightedSelfAugmentation(BaseVAE):
             disc = {
                 "discriminator": Discriminator,
                 "discriminator__n_features": self.n_features_in_,
-                "discriminator__hidden_layer_sizes": _discriminator_sizes(self.discriminator_hidden_layer_sizes),
+                "discriminator__hidden_layer_sizes": check_layer_sizes(self.discriminator_hidden_layer_sizes, "discriminator_hidden_layer_sizes"),
             }
         else:
             disc = {"discriminator": copy.deepcopy(self.discriminator)}
@@ -497,27 +495,3 @@ class WeightedSelfAugmentation(BaseVAE):
 
 
 WSAVAE = WeightedSelfAugmentation
-
-
-@contextmanager
-def _dropout_off(module):
-    """Eval mode without the dtype change of ``eval_mode``: sampling inside a
-    training step must stay in the training dtype and cheap."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
-
-
-def _discriminator_sizes(sizes):
-    if isinstance(sizes, numbers.Integral):
-        sizes = (sizes,)
-    try:
-        sizes = tuple(sizes)
-    except TypeError:
-        sizes = (sizes,)
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-        raise ValueError(f"discriminator_hidden_layer_sizes must be positive integers, got {sizes!r}")
-    return tuple(int(s) for s in sizes)
