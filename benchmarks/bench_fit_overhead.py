@@ -6,7 +6,7 @@ epochs on the same rows. Runs alternate (estimator, loop, estimator, ...) so
 that load on a shared machine hits both alike; the figure of merit is the
 median ratio of the two times.
 
-Usage: python benchmarks/bench_fit_overhead.py [--repeats 5] [--threads 1]
+Usage: python benchmarks/bench_fit_overhead.py [--repeats 7] [--threads 1] [--epochs-a 20] [--epochs-b 2]
 """
 
 import argparse
@@ -74,9 +74,9 @@ def timed(fn):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--epochs-a", type=int, default=5)
+    parser.add_argument("--epochs-a", type=int, default=20)
     parser.add_argument("--epochs-b", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -100,7 +100,8 @@ def main(argv=None):
     lines = [
         "# VAEDensityEstimator.fit vs a minimal torch loop",
         "",
-        f"Command: `python benchmarks/bench_fit_overhead.py --repeats {args.repeats} --threads {args.threads}`  ",
+        f"Command: `python benchmarks/bench_fit_overhead.py --repeats {args.repeats} --threads {args.threads} "
+        f"--epochs-a {args.epochs_a} --epochs-b {args.epochs_b}`  ",
         f"Machine: {platform.machine()}, {platform.python_version()}, torch {torch.__version__}, "
         f"{args.threads} torch thread(s), batch 100, Adam lr 1e-3. Median of {args.repeats} alternating runs.",
         "",
