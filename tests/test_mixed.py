@@ -181,3 +181,34 @@ def test_bits_back_refuses_real_valued_columns(table):
     vae = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 1}).fit(table[0])
     with pytest.raises(ValueError, match=r"columns \[3\] are real-valued"):
         BitsBackCoder(vae).fit()
+
+
+def test_real_valued_columns_coded_losslessly_on_a_grid(table):
+    from skvae import BitsBackCoder
+
+    train, test = (t.assign(size=np.round(t["size"], 2)) for t in table)
+    vae = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 10}).fit(train)
+    coder = BitsBackCoder(vae, quantization={"size": 0.01}).fit()
+    data = coder.encode(test)
+    pd.testing.assert_frame_equal(coder.decode(data), test)  # 0.01 * k reproduced bit for bit
+    off_grid = test.iloc[:5].copy()
+    off_grid["size"] = [0.1, 0.25, 0.123, 0.0, 1.0]
+    with pytest.raises(ValueError, match="column 'size' holds 0.123, which is not on the quantization grid"):
+        coder.encode(off_grid)
+    with pytest.raises(ValueError, match="no step for the real-valued column 'size'"):
+        BitsBackCoder(vae, quantization={"flag": 0.1}).fit().encode(test)
+
+
+def test_gaussian_array_coded_on_a_binary_grid():
+    from skvae import BitsBackCoder
+
+    rng = np.random.RandomState(0)
+    X = np.round(rng.randn(300, 3) * 8) / 8 + 0.0  # multiples of 1/8 (+ 0.0 turns -0.0 into 0.0)
+    vae = VAEDensityEstimator(likelihood="gaussian", **{**SMALL, "max_epochs": 10}).fit(X)
+    coder = BitsBackCoder(vae, quantization=0.125).fit()
+    data = coder.encode(X)
+    back = coder.decode(data)
+    assert back.dtype == X.dtype and np.array_equal(back, X)
+    # a coarser grid than the data is refused rather than rounded
+    with pytest.raises(ValueError, match="not on the quantization grid"):
+        BitsBackCoder(vae, quantization=0.25).fit().encode(X)

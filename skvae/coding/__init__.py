@@ -1,7 +1,8 @@
 """Lossless compression with fitted skvae models (bits-back coding with ANS).
 
 :class:`BitsBackCoder` turns a fitted VAE density estimator into a lossless
-compressor of 0/1 arrays whose rate approaches the model's negative ELBO.
+compressor of binary arrays and mixed-type tables whose rate approaches the
+model's negative ELBO.
 """
 
 from ._coder import BitsBackCoder

@@ -66,7 +66,7 @@ def model_fingerprint(module, likelihood):
 
 
 class BitsBackCoder(TransformerMixin, BaseEstimator):
-    """Lossless compression of binary arrays by bits-back coding with a VAE.
+    """Lossless compression of binary and tabular arrays by bits-back coding with a VAE.
 
     The coder turns a fitted skvae density estimator into a compressor whose
     rate approaches the model's negative ELBO (in bits) per row, plus a
@@ -105,6 +105,14 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         Largest number of rows per network call inside a chunk.
     n_jobs : int or None, default=None
         Chunks coded in parallel with joblib; the output does not depend on it.
+    quantization : float, dict or None, default=None
+        Grid step of real-valued (Gaussian) columns, which otherwise have no
+        lossless code: one step for all of them, or a dict from column name
+        (or index) to step. Each value must lie exactly on its grid
+        (``k * step``, with decimal steps such as 0.1 computed as ``k / 10``);
+        ``encode`` checks this and raises ``ValueError`` naming the first
+        value off the grid. The range of k is measured on the encoded array
+        and stored in the file.
 
     Attributes
     ----------
@@ -125,8 +133,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     entropy coder is rounded in float64, so decoding reproduces the encoder's
     models exactly on the same platform and library versions. A SHA-256 of
     the original array is verified after decoding: a mismatch raises
-    ``ValueError`` instead of returning a wrong array. Only 0/1 data
-    (Bernoulli likelihood) are supported so far.
+    ``ValueError`` instead of returning a wrong array. Binary, categorical
+    and integer columns are coded as they are; real-valued columns need a
+    ``quantization`` grid. An estimator fitted on a DataFrame with
+    ``likelihood='auto'`` takes and returns DataFrames.
 
     Examples
     --------
@@ -144,7 +154,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, estimator=None, optimal_inference_steps=0, inference_lr=0.05, latent_precision=5,
-                 latent_clip=6.0, likelihood_precision=16, chunk_size=10_000, block_size=1024, n_jobs=None):
+                 latent_clip=6.0, likelihood_precision=16, chunk_size=10_000, block_size=1024, n_jobs=None,
+                 quantization=None):
         self.estimator = estimator
         self.optimal_inference_steps = optimal_inference_steps
         self.inference_lr = inference_lr
@@ -154,6 +165,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.block_size = block_size
         self.n_jobs = n_jobs
+        self.quantization = quantization
 
     # -- fitting --------------------------------------------------------------
 
@@ -199,7 +211,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         net = self.estimator_.net_
         likelihood = self.estimator_.likelihood_
         n_features = int(self.estimator_.n_features_in_)
-        column_model_for(likelihood, n_features, self.likelihood_precision)  # refuses unsupported likelihoods
+        if self.quantization is None:  # refuses unsupported likelihoods, and real columns without a grid
+            column_model_for(likelihood, n_features, self.likelihood_precision)
         module = copy.deepcopy(net.module_).to("cpu").eval()
         for p in module.parameters():
             p.requires_grad_(False)
@@ -212,9 +225,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         """The validated coding parameters as a JSON-ready dict."""
         return _validated_params({name: getattr(self, name) for name in _PARAM_NAMES})
 
-    def _codec(self, params):
+    def _codec(self, params, grid=None):
         columns = column_model_for(self.estimator_.likelihood_, self.n_features_in_,
-                                   params["likelihood_precision"])
+                                   params["likelihood_precision"], grid)
         grid = LatentGrid(params["latent_precision"], params["latent_clip"])
         return ChunkCodec(self.module_, columns, grid, params["optimal_inference_steps"],
                           params["inference_lr"], params["block_size"])
@@ -241,6 +254,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         if hasattr(self.estimator_, "schema_"):
             # A mixed-type table: code its integer codes; decode maps them back.
             codes = self.estimator_._validate_X(X, reset=False)[0]
+            if self._real_columns():
+                return codes  # real-valued columns keep float64
             low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
             return codes.astype(np.result_type(np.min_scalar_type(low), np.min_scalar_type(high)))
         X = self._as_array(X)
@@ -248,13 +263,40 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} features, the coder was fitted with {self.n_features_in_}")
         return X
 
+    def _real_columns(self):
+        """Indices of the columns modelled by a Gaussian (real-valued)."""
+        likelihood = self.estimator_.likelihood_
+        if likelihood.name == "gaussian":
+            return list(range(self.n_features_in_))
+        return [c for part, cols in getattr(likelihood, "parts", ()) if part.name == "gaussian" for c in cols]
+
+    def _grid(self, X):
+        """``{column: [step, k_min, k_max]}`` of the real-valued columns of X, or None."""
+        columns = self._real_columns()
+        if not columns or self.quantization is None:
+            return None
+        names = list(getattr(self.estimator_, "feature_names_in_", range(self.n_features_in_)))
+        grid = {}
+        for j in columns:
+            if isinstance(self.quantization, dict):
+                step = self.quantization.get(names[j], self.quantization.get(j))
+                if step is None:
+                    raise ValueError(f"quantization gives no step for the real-valued column {names[j]!r}")
+            else:
+                step = self.quantization
+            _check_real(step, "quantization step", low=0.0, low_open=True)
+            k = np.rint(np.asarray(X[:, j], dtype=np.float64) / step)
+            grid[str(j)] = [float(step), int(k.min(initial=0)), int(k.max(initial=0))]
+        return grid
+
     # -- encoding -----------------------------------------------------------------
 
     def _write(self, X, stream):
         """Encode X into a binary stream; returns the number of chunks."""
         X = self._checked_array(X)
         params = self._coding_params()
-        codec = self._codec(params)
+        grid = self._grid(X)
+        codec = self._codec(params, grid)
         columns = codec.columns
         n_rows = X.shape[0]
         n_chunks = -(-n_rows // params["chunk_size"])
@@ -267,6 +309,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "shape": [int(n_rows), int(X.shape[1])],
             "columns": columns.schema(),
             "params": params,
+            "grid": grid,
             "n_chunks": n_chunks,
         }
         write_preamble(stream, header)
@@ -276,7 +319,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         def tasks():
             for start in range(0, n_rows, params["chunk_size"]):
                 rows = np.ascontiguousarray(X[start:start + params["chunk_size"]])
-                columns.check(rows)
+                columns.check(rows, column_names=getattr(self.estimator_, "feature_names_in_", None))
                 symbols = columns.symbols(rows)
                 raw = memoryview(rows).cast("B")
                 crc = zlib.crc32(raw)
@@ -300,8 +343,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            0/1 values of any bool, integer or float dtype (numpy memmaps are
-            read chunk by chunk).
+            Values in the fitted likelihood's support (0/1 of any bool,
+            integer or float dtype for Bernoulli data; numpy memmaps are read
+            chunk by chunk), or a table like the estimator's training table.
 
         Returns
         -------
@@ -330,7 +374,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             params = _validated_params(params)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"corrupted bits-back file: bad coder parameters ({exc})") from None
-        codec = self._codec(params)
+        try:
+            codec = self._codec(params, header.get("grid"))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
         if header.get("columns") != codec.columns.schema():
             raise ValueError(f"the file's column schema {header.get('columns')} does not match this "
                              f"coder's {codec.columns.schema()}")
@@ -456,7 +503,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = self._checked_array(X)
         header, chunks, _ = parse(data)
         payload = 32 * sum(len(c.words) for c in chunks)
-        codec = self._codec(header["params"])
+        codec = self._codec(header["params"], header.get("grid"))
         overhead = 0.0
         for start in range(0, X.shape[0], self.chunk_size):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))

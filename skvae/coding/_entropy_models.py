@@ -7,17 +7,19 @@ Two kinds of symbols are coded:
   distribution over the grid cells and the posterior q(z|x) a Gaussian
   quantized to the same cells;
 * the data columns, coded under p(x|z) through an adapter per likelihood
-  (:class:`BernoulliColumns` for 0/1 columns). Adapters take the decoder's
+  (:class:`BernoulliColumns` for 0/1 columns, :class:`CategoricalColumns`,
+  :class:`IntegerColumns`, :class:`QuantizedGaussianColumns` for real values
+  on a grid, :class:`MixedColumns` for tables). Adapters take the decoder's
   output and turn it into ``constriction`` model parameters by calling the
-  fitted likelihood object itself (``likelihood.probs``), so the coder and
-  the training objective share one observation model.
+  fitted likelihood object itself, so the coder and the training objective
+  share one observation model.
 
 Every parameter handed to ``constriction`` is computed in float64 and rounded
 to a dyadic grid, so that encoder and decoder feed it bit-identical numbers
 whenever the network outputs are identical.
 
-New column types (categorical, integer) plug in by subclassing
-:class:`ColumnModel` and registering it with :func:`register_column_model`.
+New column types plug in by subclassing :class:`ColumnModel` and
+registering it with :func:`register_column_model`.
 """
 
 import math
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Mixed
+from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
 
 __all__ = ["LatentGrid", "ColumnModel", "BernoulliColumns", "column_model_for", "register_column_model"]
 
@@ -120,7 +122,7 @@ class ColumnModel:
 
     kind = None
 
-    def __init__(self, likelihood, n_features, precision):
+    def __init__(self, likelihood, n_features, precision, grid=None):
         self.likelihood = likelihood
         self.n_features = n_features
         self.precision = precision
@@ -254,7 +256,7 @@ class IntegerColumns(_TableColumns):
     kind = "integer"
     max_values = 1 << 14  # a probability table per symbol: keep it bounded
 
-    def __init__(self, likelihood, n_features, precision):
+    def __init__(self, likelihood, n_features, precision, grid=None):
         super().__init__(likelihood, n_features, precision)
         sizes = (likelihood.high - likelihood.low + 1).astype(np.int64)
         if sizes.max(initial=0) > self.max_values:
@@ -283,20 +285,24 @@ class MixedColumns(ColumnModel):
 
     kind = "mixed"
 
-    def __init__(self, likelihood, n_features, precision):
+    def __init__(self, likelihood, n_features, precision, grid=None):
         super().__init__(likelihood, n_features, precision)
-        for part, cols in likelihood.parts:
-            if part.name == "gaussian":
+        self.parts = []
+        for (part, cols), sl in zip(likelihood.parts, likelihood._param_slices):
+            part_grid = None if grid is None else {str(i): grid[str(c)] for i, c in enumerate(cols)
+                                                   if str(c) in grid}
+            if part.name == "gaussian" and not part_grid:
                 raise ValueError(f"columns {list(cols)} are real-valued (Gaussian) and have no lossless code: "
-                                 f"round them to a grid of your choice and declare them 'integer'")
-        self.parts = [(column_model_for(part, len(cols), precision), np.asarray(cols), sl)
-                      for (part, cols), sl in zip(likelihood.parts, likelihood._param_slices)]
+                                 f"give BitsBackCoder(quantization=step) for data on a grid")
+            self.parts.append((column_model_for(part, len(cols), precision, part_grid), np.asarray(cols), sl))
 
     def schema(self):
         return [{**entry, "columns": cols.tolist()} for model, cols, _ in self.parts for entry in model.schema()]
 
     def check(self, X, column_names=None):
-        self.likelihood.check_support(np.asarray(X), column_names=column_names)
+        X = np.asarray(X)
+        for model, cols, _ in self.parts:
+            model.check(X[:, cols], column_names=None if column_names is None else [column_names[c] for c in cols])
 
     def symbols(self, X):
         X = np.asarray(X)
@@ -325,8 +331,84 @@ class MixedColumns(ColumnModel):
         return out
 
 
+class QuantizedGaussianColumns(ColumnModel):
+    """Real-valued columns whose values lie on a grid ``k * step``, coded as integers k.
+
+    ``grid`` maps each column (``'0'``, ``'1'``, ... in this model's order) to
+    ``[step, k_min, k_max]``; the coder measures ``k_min``/``k_max`` on the
+    array it encodes and stores them in the file. The model of k is the
+    decoder's Gaussian binned at the grid (constriction's QuantizedGaussian on
+    ``[k_min, k_max]``, tails folded into the end bins). Lossless only for data
+    on the grid, which :meth:`check` verifies value by value.
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, likelihood, n_features, precision, grid=None):
+        super().__init__(likelihood, n_features, precision)
+        if not grid or len(grid) != n_features:
+            raise ValueError("real-valued (Gaussian) columns have no lossless code: give "
+                             "BitsBackCoder(quantization=step) for data on a grid")
+        entries = [grid[str(j)] for j in range(n_features)]
+        self.grid = {str(j): [float(a), int(b), int(c)] for j, (a, b, c) in enumerate(entries)}
+        self.steps = np.array([e[0] for e in entries], dtype=np.float64)
+        self.k_min = np.array([e[1] for e in entries], dtype=np.int64)
+        self.k_max = np.array([e[2] for e in entries], dtype=np.int64)
+        if not (np.isfinite(self.steps).all() and (self.steps > 0).all() and (self.k_max >= self.k_min).all()):
+            raise ValueError(f"bad quantization grid {grid!r}")
+
+    def schema(self):
+        return [{"kind": self.kind, "count": self.n_features, "grid": [self.grid[str(j)]
+                                                                       for j in range(self.n_features)]}]
+
+    def _values(self, k):
+        """k * step, computed as k / (1 / step) when that is an integer, so decimal grids are exact."""
+        inverse = np.round(1.0 / self.steps)
+        exact_inverse = np.abs(inverse * self.steps - 1.0) < 1e-12
+        return np.where(exact_inverse, k / np.where(exact_inverse, inverse, 1.0), k * self.steps)
+
+    def check(self, X, column_names=None):
+        X = np.asarray(X, dtype=np.float64)
+        k = np.rint(X / self.steps)
+        off = (self._values(k) != X) | (k < self.k_min) | (k > self.k_max)
+        if off.any():
+            i, j = np.argwhere(off)[0]
+            name = column_names[j] if column_names is not None else j
+            raise ValueError(f"column {name!r} holds {float(X[i, j])!r}, which is not on the quantization grid "
+                             f"of step {float(self.steps[j])!r}: quantized coding is lossless only for data on "
+                             f"the grid")
+
+    def symbols(self, X):
+        return (np.rint(np.asarray(X, dtype=np.float64) / self.steps) - self.k_min).astype(np.int32)
+
+    def restore(self, symbols, dtype):
+        return self._values(symbols + self.k_min).astype(dtype)
+
+    def network_input(self, symbols):
+        return torch.from_numpy(self.restore(symbols, np.float32))
+
+    def _families_and_params(self, params):
+        loc, log_scale = self.likelihood._split(params.double())
+        scale = float(2 ** _PARAM_BITS)
+        means = (loc.numpy() / self.steps - self.k_min)
+        stds = np.exp(log_scale.numpy()) / self.steps
+        means = np.rint(means * scale) / scale
+        stds = np.clip(np.rint(stds * scale) / scale, 2.0 ** -10, None)
+        for j in range(self.n_features):
+            family = constriction.stream.model.QuantizedGaussian(0, int(self.k_max[j] - self.k_min[j]))
+            yield family, np.ascontiguousarray(means[:, j]), np.ascontiguousarray(stds[:, j])
+
+    def push(self, coder, symbols, params):
+        for j, (family, mean, std) in reversed(list(enumerate(self._families_and_params(params)))):
+            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), family, mean, std)
+
+    def pop(self, coder, params):
+        return np.stack([coder.decode(family, mean, std) for family, mean, std in self._families_and_params(params)],
+                        axis=1)
+
+
 _COLUMN_MODELS = {Bernoulli: BernoulliColumns, Categorical: CategoricalColumns,
-                  DiscretizedLogistic: IntegerColumns, Mixed: MixedColumns}
+                  DiscretizedLogistic: IntegerColumns, Mixed: MixedColumns, Gaussian: QuantizedGaussianColumns}
 
 
 def register_column_model(likelihood_class, column_model_class):
@@ -334,11 +416,15 @@ def register_column_model(likelihood_class, column_model_class):
     _COLUMN_MODELS[likelihood_class] = column_model_class
 
 
-def column_model_for(likelihood, n_features, precision):
-    """The :class:`ColumnModel` for a fitted likelihood object, or a clear ValueError."""
+def column_model_for(likelihood, n_features, precision, grid=None):
+    """The :class:`ColumnModel` for a fitted likelihood object, or a clear ValueError.
+
+    ``grid`` gives the quantization of real-valued columns (see
+    :class:`QuantizedGaussianColumns`), keyed by column index as a string.
+    """
     for cls in type(likelihood).__mro__:
         if cls in _COLUMN_MODELS:
-            return _COLUMN_MODELS[cls](likelihood, n_features, precision)
+            return _COLUMN_MODELS[cls](likelihood, n_features, precision, grid)
     supported = sorted(c.name or c.__name__ for c in _COLUMN_MODELS)
     raise ValueError(
         f"BitsBackCoder codes discrete data only; the estimator's likelihood {likelihood!r} is not "
