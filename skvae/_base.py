@@ -189,10 +189,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         The caller's global torch RNG state is saved and restored around the
         block; the estimator's stream continues across fit / partial_fit.
         """
-        device = self._torch_device()
-        cuda = None
-        if device.type == "cuda":
-            cuda = device.index if device.index is not None else torch.cuda.current_device()
+        cuda = cuda_index(self._torch_device())
         with torch.random.fork_rng(devices=[] if cuda is None else [cuda]):
             state = getattr(self, "_rng_state_", None)
             if state is None:
@@ -404,6 +401,13 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def cuda_index(device):
+    """Index of the CUDA device whose RNG stream a run on ``device`` draws from; None on the CPU."""
+    if device.type != "cuda":
+        return None
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def seed_from(random_state):

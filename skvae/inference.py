@@ -123,8 +123,8 @@ def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_star
     (False, (5,))
     """
     # Imported here so that the net and estimator modules may import this one.
-    from ._base import _check_int, _check_real, seed_from
-    from ._net import TensorBatches
+    from ._base import _check_int, _check_real, cuda_index, seed_from
+    from ._net import TensorBatches, dropout_off
 
     check_is_fitted(estimator, "net_")
     _check_int(n_epochs, "n_epochs", 0)
@@ -141,10 +141,9 @@ def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_star
     dtype = next(module.parameters()).dtype
     x_all = torch.as_tensor(X, dtype=dtype, device=net.device)
     decoder_flags = [p.requires_grad for p in decoder.parameters()]
-    was_training = module.training
-    device = torch.device(net.device)
+    cuda = cuda_index(torch.device(net.device))
     losses = []
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[] if cuda is None else [cuda]), dropout_off(module):
         torch.manual_seed(seed_from(random_state))
         if not warm_start:
             for layer in encoder.modules():
@@ -152,7 +151,6 @@ def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_star
                     layer.reset_parameters()
         optimizer = estimator._optimizer_class()(encoder.parameters(), lr=lr)
         decoder.requires_grad_(False)
-        module.eval()
         try:
             for _ in range(n_epochs):
                 total = 0.0
@@ -166,6 +164,5 @@ def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_star
         finally:
             for param, flag in zip(decoder.parameters(), decoder_flags):
                 param.requires_grad_(flag)
-            module.train(was_training)
     refit.encoder_refit_loss_ = np.asarray(losses, dtype=np.float64)
     return refit

@@ -18,6 +18,7 @@ __all__ = [
     "iwae_bound",
     "negative_elbo_loss",
     "air_loss",
+    "mixture_encoder_loss",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -144,6 +145,3 @@ def mixture_encoder_loss(real_loss, model_neg_elbo, alpha):
     if alpha == 1:
         return model_loss
     return (1.0 - alpha) * real_loss + alpha * model_loss
-
-
-__all__ += ["mixture_encoder_loss"]

@@ -31,6 +31,7 @@ import torch
 import constriction
 
 from ..inference import refine_posterior
+from ..parallel import limit_torch_threads
 
 __all__ = ["ChunkCodec", "block_bounds"]
 
@@ -60,19 +61,6 @@ def _constriction_errors_as_value_errors():
         raise
     except Exception as exc:
         raise ValueError(f"corrupted chunk: {type(exc).__name__}: {exc}") from None
-
-
-@contextmanager
-def single_thread():
-    """Run torch on one intra-op thread (same reduction order everywhere), then restore."""
-    previous = torch.get_num_threads()
-    if previous != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if previous != 1:
-            torch.set_num_threads(previous)
 
 
 class ChunkCodec:
@@ -122,7 +110,7 @@ class ChunkCodec:
         coder = constriction.stream.stack.AnsCoder()
         n_rows, ramp = len(symbols), []
         popped_bits = popped_rows = 0
-        with single_thread(), torch.no_grad():
+        with limit_torch_threads(1), torch.no_grad():
             start = 0
             while start < n_rows:
                 if start == 0:
@@ -169,7 +157,7 @@ class ChunkCodec:
         except Exception as exc:  # constriction rejects some malformed streams itself
             raise ValueError(f"corrupted chunk: {exc}") from None
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
-        with single_thread(), torch.no_grad(), _constriction_errors_as_value_errors():
+        with limit_torch_threads(1), torch.no_grad(), _constriction_errors_as_value_errors():
             for start, stop in reversed(bounds):
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
                 block = columns.pop(coder, self._decoder_output(cells))
@@ -186,6 +174,6 @@ class ChunkCodec:
 
     def first_row_overhead_bits(self, symbols):
         """Bits the first row of a chunk does not get back: entropy of its discretized q(z|x)."""
-        with single_thread(), torch.no_grad():
+        with limit_torch_threads(1), torch.no_grad():
             mean, std = self._posterior(self.columns.network_input(symbols[:1]))
         return self.grid.posterior_entropy_bits(mean, std)

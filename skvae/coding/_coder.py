@@ -35,7 +35,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import _check_int, _check_real
 from ..likelihoods import get_likelihood
 from ..objectives import elbo_terms
-from ._bitsback import ChunkCodec, single_thread
+from ..parallel import limit_torch_threads
+from ._bitsback import ChunkCodec
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
 
@@ -474,8 +475,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         -------
         float
         """
-        data = self.encode(X)
-        return -8.0 * len(data) / max(self._checked_array(X).size, 1)
+        data = self.encode(X)  # validates X
+        return -8.0 * len(data) / max(len(X) * self.n_features_in_, 1)
 
     def report(self, X):
         """Compression statistics of X against the model's ELBO and generic compressors.
@@ -533,7 +534,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         module, likelihood = self.module_, self.estimator_.likelihood_
         generator = torch.Generator().manual_seed(0)
         total = 0.0
-        with single_thread(), torch.no_grad():
+        with limit_torch_threads(1), torch.no_grad():
             for start in range(0, X.shape[0], batch_rows):
                 x = torch.as_tensor(np.asarray(X[start:start + batch_rows], dtype=np.float32))
                 for _ in range(n_draws):
