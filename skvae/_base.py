@@ -93,9 +93,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
     def _uses_schema(self):
         return isinstance(self.likelihood, dict) or (isinstance(self.likelihood, str) and self.likelihood == "auto")
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X, reset, schema=None):
         if self._uses_schema():
-            return self._validate_table(X, reset)
+            return self._validate_table(X, reset, schema)
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                           ensure_all_finite=True)
         likelihood = get_likelihood(self.likelihood) if reset else self.likelihood_
@@ -106,12 +106,15 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         # (float32 / float64) once, without an intermediate copy of the data.
         return np.asarray(X), likelihood
 
-    def _validate_table(self, X, reset):
-        """Validation of mixed-type tables: column kinds, codes, and support."""
+    def _validate_table(self, X, reset, schema=None):
+        """Validation of mixed-type tables: column kinds, codes, and support.
+
+        ``schema``, with ``reset``, is used instead of one inferred from X.
+        """
         # Feature count and names only; the schema converts the values.
         validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, ensure_min_features=1)
         if reset:
-            self.schema_ = TableSchema.infer(X, self.likelihood)
+            self.schema_ = TableSchema.infer(X, self.likelihood) if schema is None else schema
         codes = self.schema_.encode(X)
         likelihood = self.schema_.likelihood() if reset else self.likelihood_
         likelihood.check_support(codes, column_names=self.schema_.column_names())

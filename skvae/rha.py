@@ -383,6 +383,8 @@ class ReverseHalfAsleep(BaseVAE):
         new._pretrained_vae = {
             "state": copy.deepcopy(estimator.net_.module_.state_dict()),
             "n_features_in": estimator.n_features_in_,
+            # The copied weights fix the column coding of a mixed table.
+            "schema": copy.deepcopy(getattr(estimator, "schema_", None)),
         }
         return new
 
@@ -431,7 +433,7 @@ class ReverseHalfAsleep(BaseVAE):
     def _init_from_pretrained(self, X):
         """Build the net and load the weights copied by :meth:`from_estimator`."""
         pretrained = self._pretrained_vae
-        X, likelihood = self._validate_X(X, reset=True)
+        X, likelihood = self._validate_X(X, reset=True, schema=copy.deepcopy(pretrained.get("schema")))
         if X.shape[1] != pretrained["n_features_in"]:
             raise ValueError(f"X has {X.shape[1]} features, but the estimator given to from_estimator "
                              f"was fitted on {pretrained['n_features_in']}")

@@ -212,3 +212,21 @@ def test_gaussian_array_coded_on_a_binary_grid():
     # a coarser grid than the data is refused rather than rounded
     with pytest.raises(ValueError, match="not on the quantization grid"):
         BitsBackCoder(vae, quantization=0.25).fit().encode(X)
+
+
+def test_rha_from_estimator_keeps_the_column_coding(table, fitted):
+    """Encoder-only training on rows lacking some values keeps the fitted schema (the weights fix it)."""
+    from skvae.rha import ReverseHalfAsleep
+
+    train, test = table
+    north = train[(train["city"] == "north") & (train["count"] < 6)]
+    rha = ReverseHalfAsleep.from_estimator(fitted, rha_epochs=1).fit(north)
+    assert rha.schema_ is not fitted.schema_
+    assert rha.schema_.column_names() == fitted.schema_.column_names()
+    def coding(schema):
+        return [(c.kind, None if c.categories is None else list(c.categories), c.low, c.high)
+                for c in schema.columns]
+
+    assert coding(rha.schema_) == coding(fitted.schema_)
+    # rows with values absent from `north` are still in the model's support
+    assert np.isfinite(rha.score_samples(test)).all()
