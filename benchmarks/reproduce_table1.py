@@ -61,12 +61,18 @@ from skvae.wsa import WSAVAE
 
 CHECKPOINTS = RESULTS.parent / "checkpoints"
 METHODS = ("vanilla", "dropout", "air", "rha", "wsa")
-# Variants that may explain a difference from the paper; run them with --methods.
-VARIANTS = {"wsa_batch_mean": "WSA with the reference implementation's batch-mean weight "
-                              "(mean(w) * mean(-ELBO) instead of per-sample w * -ELBO)"}
+# Variants that may explain a difference from the paper (name: description, WSAVAE parameters);
+# run them with --methods.
+VARIANTS = {
+    "wsa_batch_mean": ("WSA with the reference implementation's batch-mean weight "
+                       "(mean(w) * mean(-ELBO) instead of per-sample w * -ELBO)", {"weight_reduction": "batch_mean"}),
+    "wsa_small_disc": ("WSA with a weaker discriminator (one hidden layer of 64, Adam lr 1e-4) whose "
+                       "density ratios stay smooth", {"discriminator_hidden_layer_sizes": (64,),
+                                                      "discriminator_lr": 1e-4}),
+}
 GRIDS = {"dropout": ("dropout", (0.05, 0.1, 0.2, 0.3)), "air": ("air_sigma", (0.1, 0.2, 0.4, 0.8))}
 LABELS = {"vanilla": "Vanilla", "dropout": "Dropout", "air": "AIR", "rha": "RHA", "wsa": "WSA",
-          "wsa_batch_mean": "WSA (batch-mean w)"}
+          "wsa_batch_mean": "WSA (batch-mean w)", "wsa_small_disc": "WSA (1x64 D, lr 1e-4)"}
 # Jin, Table 1, Caltech-101 Silhouettes, BB-ANS test bits/dim, mean and std (as quoted in issue 10).
 PAPER = {200: {"vanilla": (0.2718, 0.0029), "dropout": (0.2722, 0.0031), "air": (0.2546, 0.0006),
                "rha": (0.2656, 0.0032), "wsa": (0.2564, 0.0029)},
@@ -109,9 +115,9 @@ def make_estimator(method, param, seed, proto):
         return VAEDensityEstimator(air_sigma=param, air_alpha=proto["air_alpha"], **common)
     if method == "rha":
         return ReverseHalfAsleep(mode="joint", alpha=proto["rha_alpha"], **common)
-    if method in ("wsa", "wsa_batch_mean"):
-        reduction = "batch_mean" if method == "wsa_batch_mean" else "per_sample"
-        return WSAVAE(warmup_epochs=proto["warmup"], weight_reduction=reduction, **common)
+    if method == "wsa" or method in VARIANTS:
+        variant = VARIANTS[method][1] if method in VARIANTS else {}
+        return WSAVAE(warmup_epochs=proto["warmup"], **variant, **common)
     raise ValueError(f"unknown method {method!r}; known: {METHODS + tuple(VARIANTS)}")
 
 
@@ -542,9 +548,9 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
         "while the latent grid of the coder stays fixed (cells 2^-5 prior std wide); a finer `latent_precision` "
         "is the first thing to try where our file is larger than the paper's BB-ANS number.",
         "- Dropout is switched off when scoring and coding (eval mode); the paper does not say how it evaluates.",
-        "- WSA weights each generated row's -ELBO by its own w (`weight_reduction='per_sample'`); a widely read "
-        "reference implementation computes mean(w) x mean(-ELBO). That variant runs with "
-        "`--methods ...,wsa_batch_mean` and gets its own column.",
+        "- WSA weights each generated row's -ELBO by its own w (`weight_reduction='per_sample'`); variants that "
+        "may explain a difference run with `--methods ...,<name>` and get their own column: "
+        + "; ".join(f"`{name}`: {text}" for name, (text, _) in VARIANTS.items()) + ".",
         "- WSA's 50 warm-up epochs are its own run (its RNG stream differs from the vanilla run's, since the "
         "discriminator is initialized too).", "",
         "## Choice of p and ρ on the valid split", "",
@@ -578,7 +584,7 @@ def _plot(results, curves, table, methods, checkpoints):
     import matplotlib.pyplot as plt
 
     colors = {"vanilla": "tab:blue", "dropout": "tab:orange", "air": "tab:green", "rha": "tab:purple",
-              "wsa": "tab:red", "wsa_batch_mean": "tab:brown"}
+              "wsa": "tab:red", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for m in methods:
         runs, cands = {}, {}

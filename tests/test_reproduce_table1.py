@@ -129,3 +129,14 @@ def test_time_limit_and_protocol_change(script, data, tmp_path):
         _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla", "--every", "2")
     assert not (tmp_path / "ckpt" / "LOCK").exists()  # released after the error
     assert np.isfinite(float(script.read_rows(tmp_path / "results" / "table1_curves.csv")[0]["test_bpd_elbo"]))
+
+
+@pytest.mark.parametrize("variant", ["wsa_batch_mean", "wsa_small_disc"])
+def test_variants_are_wsa_with_their_parameters(script, variant):
+    proto = {"setting": {"latent_dim": 2, "hidden_layer_sizes": (8,)}, "warmup": 3}
+    est = script.make_estimator(variant, None, 0, proto)
+    params = est.get_params()
+    assert type(est).__name__ == "WeightedSelfAugmentation" and params["warmup_epochs"] == 3
+    for name, value in script.VARIANTS[variant][1].items():
+        assert params[name] == value
+    assert variant in script.LABELS
