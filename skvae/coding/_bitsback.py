@@ -15,15 +15,22 @@ decode block b (b = last, ..., 0) undoes these steps in reverse: pop z under
 the prior, pop x under p(x|z), recompute q(z|x) from the recovered rows and
 push z back under it, which returns exactly the bits the encoder borrowed.
 
-Block 0 is the chunk's first row alone. The next blocks (the "ramp") are
-sized by the encoder so that each pop finds enough bits on the stack (a pop
-from a nearly empty stack still decodes correctly but wastes rate); their
-sizes are stored in the chunk record. After the ramp every block has
-``block_size`` rows (the last one fewer). Both sides therefore run the
+Block 0 is the chunk's first row alone. The next blocks (the "ramp") grow
+from there, sized by the encoder, and their sizes are stored in the chunk
+record; after the ramp every block has ``block_size`` rows (the last one
+fewer). A pop yields fair samples of q(z|x) only from bits that look random
+under it. The prior codes that the previous block pushed last are such bits;
+the data codes beneath them are not (a row the model finds surprising leaves
+a fixed bit pattern, which decodes to a latent far in the tail and costs
+many bits later). So a ramp block pops about as many bits as the previous
+block pushed under the prior, growing by at least a tenth per block, and a
+full block pops less than a full block pushes under the prior whenever
+KL(q || p) > 0. Both sides therefore run the
 networks on identical batches, with one intra-op thread, which makes their
 float outputs identical.
 """
 
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -111,19 +118,17 @@ class ChunkCodec:
         n_rows, ramp = len(symbols), []
         popped_bits = popped_rows = 0
         with limit_torch_threads(1), torch.no_grad():
-            start = 0
+            start, size, prior_bits = 0, 1, 0.0
             while start < n_rows:
-                if start == 0:
-                    stop = 1
-                else:
-                    # rows whose posterior samples the stack can pay for, with a margin
+                if start > 0:
                     per_row = 1.1 * popped_bits / popped_rows + 1.0
-                    size = int((coder.num_valid_bits() - 64) // per_row)
+                    fits_stack = int((coder.num_valid_bits() - 64) // per_row)
+                    size = max(min(max(int(prior_bits // per_row), math.ceil(1.1 * size)), fits_stack), 1)
                     if size >= self.block_size:
                         break
-                    stop = min(start + max(size, 1), n_rows)
-                    ramp.append(stop - start)
-                popped = self._encode_block(coder, symbols[start:stop], start == 0, prior, posterior)
+                    ramp.append(min(size, n_rows - start))
+                stop = start + (ramp[-1] if start > 0 else 1)
+                popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior, posterior)
                 popped_bits += popped
                 popped_rows += stop - start
                 start = stop
@@ -132,7 +137,8 @@ class ChunkCodec:
         return coder.get_compressed(), ramp
 
     def _encode_block(self, coder, block, first, prior, posterior):
-        """Code one block; returns the bits popped (the entropy estimate for the first row)."""
+        """Code one block; returns the bits popped (the entropy estimate for the first row)
+        and the bits pushed under the prior."""
         grid, columns = self.grid, self.columns
         mean, std = self._posterior(columns.network_input(block))
         if first:
@@ -143,8 +149,9 @@ class ChunkCodec:
             cells = coder.decode(posterior, mean, std)
             popped = before - coder.num_valid_bits()
         columns.push(coder, block, self._decoder_output(cells))
+        before = coder.num_valid_bits()
         grid.push_prior(coder, cells, prior)
-        return popped
+        return popped, coder.num_valid_bits() - before
 
     def decode(self, words, n_rows, ramp):
         """Inverse of :meth:`encode`; raises ValueError when the stream is inconsistent."""
