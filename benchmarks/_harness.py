@@ -16,6 +16,7 @@ Protocol, the same for every estimator:
 """
 
 import csv
+import fcntl
 import json
 import math
 import os
@@ -200,18 +201,24 @@ def run_one(estimator_factory, dataset_name, grid=({},), *, model_name=None, dat
 
 
 def append_row(path_csv, row):
-    """Append a dict as a CSV row; the header grows when a row brings new keys."""
+    """Append a dict as a CSV row; the header grows when a row brings new keys.
+
+    Safe with several benchmark processes writing to one file: the
+    read-modify-replace runs under an exclusive lock on a sidecar file.
+    """
     path_csv = Path(path_csv)
-    rows = read_rows(path_csv)
-    rows.append(row)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
     path_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path_csv.parent, suffix=".part")
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path_csv)  # never a half-written results file
+    with open(path_csv.with_name(path_csv.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = read_rows(path_csv)
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        fd, tmp = tempfile.mkstemp(dir=path_csv.parent, suffix=".part")
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path_csv)  # never a half-written results file
 
 
 def read_rows(path_csv):
