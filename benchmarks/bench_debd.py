@@ -1,4 +1,4 @@
-"""Vanilla VAE on the twenty binary density-estimation data sets (DEBD).
+"""VAEs on the twenty binary density-estimation data sets (DEBD): vanilla, and RHA or WSA as more columns.
 
 For each data set: fit every configuration of a small grid (latent size x
 hidden sizes) on train with early stopping on the valid ELBO, keep the one
@@ -7,6 +7,7 @@ beside the published tractable models.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_debd.py --datasets nltcs,dna
     OMP_NUM_THREADS=1 python benchmarks/bench_debd.py --all
+    OMP_NUM_THREADS=1 python benchmarks/bench_debd.py --datasets dna,ad --model RHA   # another column
     python benchmarks/bench_debd.py --table-only      # rebuild the markdown from the CSV
 
 Rows are appended to benchmarks/results/debd.csv (one per run; the table uses
@@ -25,6 +26,11 @@ from _harness import RESULTS, append_row, command_line, load_dataset, markdown_t
 
 from skvae import VAEDensityEstimator
 from skvae.datasets import DEBD_NAMES
+from skvae.rha import ReverseHalfAsleep
+from skvae.wsa import WSAVAE
+
+# Estimators with their default regularization; each gets a column of its own in the table.
+MODELS = {"VAE": VAEDensityEstimator, "RHA": ReverseHalfAsleep, "WSA": WSAVAE}
 
 # Reference test log-likelihoods (nats per row) copied from ../shared/data/published_results.md with
 # that file's provenance tags: [C] computed on these exact files (indep. Bernoulli with Laplace
@@ -145,7 +151,7 @@ def write_results(rows, path_md, extra_notes="", rebuilt_by=None):
     commands = list(dict.fromkeys(row.get("command", "") for row in rows if row.get("command")))
     if rebuilt_by:
         commands.append(rebuilt_by + "  # rebuilt this file from the CSV")
-    text = ["# Vanilla VAE on the twenty binary data sets", "", "Produced by (in this order):", "", "```",
+    text = ["# VAEs on the twenty binary data sets", "", "Produced by (in this order):", "", "```",
             *commands, "```", "", NOTES]  # fmt: skip
     if extra_notes:
         text += [extra_notes.strip(), ""]
@@ -160,6 +166,8 @@ def main(argv=None):
     which.add_argument("--datasets", help="comma-separated names, e.g. nltcs,dna")
     which.add_argument("--all", action="store_true", help="all twenty data sets")
     which.add_argument("--table-only", action="store_true", help="only rebuild debd.md from debd.csv")
+    parser.add_argument("--model", choices=sorted(MODELS), default="VAE",
+                        help="the estimator (default parameters of its scheme); one column per model")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="small")
     parser.add_argument("--max-updates", type=int, default=20000,
                         help="gradient steps per fit; epochs = this / batches per epoch, capped by --max-epochs")
@@ -195,10 +203,10 @@ def main(argv=None):
         print(f"{name}: up to {epochs} epochs", flush=True)
 
         def factory(**params):
-            return VAEDensityEstimator(max_epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-                                       random_state=args.seed, **params)  # fmt: skip
+            return MODELS[args.model](max_epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+                                      random_state=args.seed, **params)  # fmt: skip
 
-        row = run_one(factory, name, GRIDS[args.grid], model_name="VAE", data=data, patience=args.patience,
+        row = run_one(factory, name, GRIDS[args.grid], model_name=args.model, data=data, patience=args.patience,
                       iwae_samples=args.iwae_samples, iwae_max_rows=args.iwae_max_rows, seed=args.seed)  # fmt: skip
         row["command"] = command
         row["grid"] = args.grid
