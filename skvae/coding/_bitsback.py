@@ -23,11 +23,12 @@ under it. The prior codes that the previous block pushed last are such bits;
 the data codes beneath them are not (a row the model finds surprising leaves
 a fixed bit pattern, which decodes to a latent far in the tail and costs
 many bits later). So a ramp block pops about as many bits as the previous
-block pushed under the prior, growing by at least a tenth per block, and a
-full block pops less than a full block pushes under the prior whenever
-KL(q || p) > 0. Both sides therefore run the
-networks on identical batches, with one intra-op thread, which makes their
-float outputs identical.
+block pushed under the prior, growing by at least a tenth per block; a full
+block pops, in expectation, fewer bits than the block before it pushed under
+the prior, since the difference is the KL term of the ELBO.
+
+Both sides run the networks on identical batches, with one intra-op thread,
+which makes their float outputs identical.
 """
 
 import math
