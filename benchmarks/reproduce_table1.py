@@ -23,6 +23,10 @@ Protocol of this script (every choice is written into the results):
   ``--select-epoch`` epochs, the best mean valid ELBO at that epoch wins, and
   the winner's run continues as that method's run for that seed (the other
   seeds train the winner only). The paper chose p and rho on the test set.
+- two invocations may run at once (one per core) on different methods or
+  seeds: each run is locked while it trains, and a run that another
+  invocation holds is skipped (the skipping invocation then reports that it
+  did not finish).
 - ``--max-minutes`` stops before a stage that is not expected to finish in
   time (expected from the run's last stage), so the script can run in the
   background; a killed process loses at most the stage in progress.
@@ -39,12 +43,14 @@ invocation (a partial run), a later invocation without it goes on.
 """
 
 import argparse
+import fcntl
 import json
 import math
 import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -150,6 +156,7 @@ class Context:
         self.command = command or command_line()
         self.d = data.train.shape[1]
         self.trained_epochs = 0  # in this invocation
+        self.skipped = set()  # runs another invocation was training
 
     def path(self, name):
         return self.ckpt_dir / f"{name}.joblib"
@@ -240,9 +247,37 @@ def _record(ctx, state, name, method, param, seed, stage_s=0.0, stage_epochs=0):
                 f"{row['test_bpd_bitsback']:.4f} bits/dim (round trip ok, {row['encode_s'] + row['decode_s']:.0f} s)")
 
 
+@contextmanager
+def _run_lock(ctx, name):
+    """Exclusive hold on one run, so that invocations on disjoint runs can share the folders.
+
+    Yields False when another live process holds the run (the lock dies with its process).
+    """
+    ctx.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.ckpt_dir / f"{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def advance(ctx, method, param, seed, target):
-    """Train run (method, param, seed) up to epoch ``target``; returns its state."""
+    """Train run (method, param, seed) up to epoch ``target``; returns its state.
+
+    Returns None, training nothing, when another invocation is training that run.
+    """
     name = run_name(method, param, seed)
+    with _run_lock(ctx, name) as held:
+        if not held:
+            ctx.skipped.add(name)
+            ctx.log(f"  {name}: held by another invocation, skipped", flush=True)
+            return None
+        return _advance(ctx, name, method, param, seed, target)
+
+
+def _advance(ctx, name, method, param, seed, target):
     state = _load(ctx, name)
     if state is None:
         state = {"estimator": make_estimator(method, param, seed, ctx.proto), "epoch": 0, "train_s": 0.0,
@@ -324,7 +359,7 @@ def run_all(ctx, methods, seeds, horizon=None):
     except OutOfTime:
         ctx.log("stopping: --max-minutes reached (all finished stages are saved)", flush=True)
         return False
-    return horizon == final
+    return horizon == final and not ctx.skipped
 
 
 # -- measuring time per epoch ------------------------------------------------------------
@@ -628,29 +663,6 @@ def _plot(results, curves, table, methods, checkpoints):
 
 # -- command line -----------------------------------------------------------------------------------
 
-class _Lock:
-    """One running invocation per checkpoint folder (a second one would train the same runs twice)."""
-
-    def __init__(self, folder):
-        self.path = Path(folder) / "LOCK"
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            pid = int(self.path.read_text().split()[0] or 0)
-            try:
-                os.kill(pid, 0)
-                raise SystemExit(f"another invocation (pid {pid}) is running on {self.path.parent}; if that "
-                                 f"process is not this script, delete {self.path}")
-            except ProcessLookupError:
-                pass  # stale lock of a killed process
-        self.path.write_text(f"{os.getpid()} {_now()}\n")
-        return self
-
-    def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cmd", choices=["run", "measure", "report"])
@@ -692,8 +704,7 @@ def main(argv=None, data=None):
         return True
     ctx = Context(data, proto, checkpoints, args.results_dir, args.checkpoint_dir, args.max_minutes,
                   log=lambda *a, **k: print(*a, **k))
-    with _Lock(args.checkpoint_dir):
-        done = run_all(ctx, methods, seeds, args.horizon)
+    done = run_all(ctx, methods, seeds, args.horizon)
     report(args.results_dir, proto, checkpoints, methods, seeds)
     print(f"{'finished' if done else 'stopped'}; trained {ctx.trained_epochs} epochs in this invocation")
     return done

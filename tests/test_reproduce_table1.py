@@ -127,7 +127,6 @@ def test_time_limit_and_protocol_change(script, data, tmp_path):
     _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla", "--horizon", "1")
     with pytest.raises(ValueError, match="different protocol"):
         _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla", "--every", "2")
-    assert not (tmp_path / "ckpt" / "LOCK").exists()  # released after the error
     assert np.isfinite(float(script.read_rows(tmp_path / "results" / "table1_curves.csv")[0]["test_bpd_elbo"]))
 
 
@@ -140,3 +139,16 @@ def test_variants_are_wsa_with_their_parameters(script, variant):
     for name, value in script.VARIANTS[variant][1].items():
         assert params[name] == value
     assert variant in script.LABELS
+
+
+def test_a_run_held_by_another_invocation_is_skipped(script, data, tmp_path):
+    import fcntl
+
+    (tmp_path / "ckpt").mkdir()
+    with open(tmp_path / "ckpt" / "vanilla_s0.lock", "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla,rha") is False
+        assert not (tmp_path / "ckpt" / "vanilla_s0.joblib").exists()
+        assert (tmp_path / "ckpt" / "rha_s0.joblib").exists()  # the other runs went on
+    assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla,rha") is True
+    assert joblib.load(tmp_path / "ckpt" / "vanilla_s0.joblib")["epoch"] == 4
