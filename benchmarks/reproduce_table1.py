@@ -589,8 +589,8 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
         "probabilities to multiples of 2^-16 (`likelihood_precision=16`), so a pixel the model deems nearly "
         "impossible costs at most 16 bits, where the -ELBO charges its full -log p (the logits of an over-fitted "
         "decoder make that tens of bits). Checked on the vanilla run at epoch 910: -ELBO 0.618 bits/dim, the "
-        "same -ELBO with probabilities clamped to [2^-16, 1 - 2^-16] 0.547, the file 0.542. The paper's "
-        "BB-ANS coder has a finite precision too, so its vanilla 600/1000 numbers carry the same cap.",
+        "same -ELBO with probabilities clamped to [2^-16, 1 - 2^-16] 0.547, the file 0.542. BB-ANS coders "
+        "quantize probabilities too, so the paper's numbers presumably carry a similar cap (its precision is not stated).",
         "- Dropout is switched off when scoring and coding (eval mode); the paper does not say how it evaluates.",
         "- WSA weights each generated row's -ELBO by its own w (`weight_reduction='per_sample'`); variants that "
         "may explain a difference run with `--methods ...,<name>` and get their own column: "
