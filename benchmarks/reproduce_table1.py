@@ -588,7 +588,7 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
         "- Where a model over-fits, its file can be SMALLER than its -ELBO: the coder rounds the decoder's pixel "
         "probabilities to multiples of 2^-16 (`likelihood_precision=16`), so a pixel the model deems nearly "
         "impossible costs at most 16 bits, where the -ELBO charges its full -log p (the logits of an over-fitted "
-        "decoder make that tens of bits). Checked on the vanilla run at epoch 910: -ELBO 0.618 bits/dim, the "
+        "decoder make that tens of bits). Checked on the vanilla run near epoch 900: -ELBO 0.604-0.618 bits/dim, the "
         "same -ELBO with probabilities clamped to [2^-16, 1 - 2^-16] 0.547, the file 0.542. BB-ANS coders "
         "quantize probabilities too, so the paper's numbers presumably carry a similar cap (its precision is not stated).",
         "- Dropout is switched off when scoring and coding (eval mode); the paper does not say how it evaluates.",
