@@ -123,6 +123,8 @@ class ChunkCodec:
             while start < n_rows:
                 if start > 0:
                     per_row = 1.1 * popped_bits / popped_rows + 1.0
+                    # pop about the prior codes just pushed (random-looking bits), grow at least
+                    # 10 % a block, and never pop more than the stack holds
                     fits_stack = int((coder.num_valid_bits() - 64) // per_row)
                     size = max(min(max(int(prior_bits // per_row), math.ceil(1.1 * size)), fits_stack), 1)
                     if size >= self.block_size:
