@@ -200,6 +200,22 @@ def run_one(estimator_factory, dataset_name, grid=({},), *, model_name=None, dat
     }
 
 
+def bits_back_round_trip(coder, X):
+    """Encode X with a fitted BitsBackCoder and decode it back, timing each way.
+
+    Returns ``(blob, encode_s, decode_s, equal)``; ``equal`` says whether the
+    decoded array has X's values, dtype and shape.
+    """
+    start = time.perf_counter()
+    blob = coder.encode(X)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    back = coder.decode(blob)
+    decode_s = time.perf_counter() - start
+    equal = bool(np.array_equal(back, X) and back.dtype == X.dtype and back.shape == X.shape)
+    return blob, encode_s, decode_s, equal
+
+
 def append_row(path_csv, row):
     """Append a dict as a CSV row; the header grows when a row brings new keys.
 
