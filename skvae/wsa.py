@@ -454,7 +454,8 @@ class WeightedSelfAugmentation(BaseVAE):
             disc = {
                 "discriminator": Discriminator,
                 "discriminator__n_features": self.n_features_in_,
-                "discriminator__hidden_layer_sizes": check_layer_sizes(self.discriminator_hidden_layer_sizes, "discriminator_hidden_layer_sizes"),
+                "discriminator__hidden_layer_sizes": check_layer_sizes(self.discriminator_hidden_layer_sizes,
+                                                                       "discriminator_hidden_layer_sizes"),
             }
         else:
             disc = {"discriminator": copy.deepcopy(self.discriminator)}
