@@ -116,8 +116,15 @@ def test_choice_on_valid_is_used_for_every_seed(script, data, tmp_path):
         table = script.read_rows(tmp_path / "results" / "table1.csv")
         assert {(float(r["param"]), int(r["epoch"])) for r in table
                 if r["method"] == method and r["seed"] == "1"} == {(p, 2), (p, 4)}
+    # the chosen dropout run is also scored with its dropout layers left on, at every checkpoint
+    on = script.read_rows(tmp_path / "results" / "table1_dropout_on.csv")
+    p = next(float(r["param"]) for r in selection if r["method"] == "dropout" and r["chosen"] == "True")
+    assert {(r["seed"], int(r["epoch"])) for r in on if float(r["param"]) == p} == {
+        (s, e) for s in ("0", "1") for e in (2, 4)}
+    assert all(float(r["test_bpd_elbo_dropout_on"]) != float(r["test_bpd_elbo"]) for r in on)
     text = (tmp_path / "results" / "table1.md").read_text()
     assert "Status: COMPLETE" in text and "chose p and ρ on the test set" in text
+    assert "dropout left on" in text
 
 
 def test_time_limit_and_protocol_change(script, data, tmp_path):
