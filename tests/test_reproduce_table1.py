@@ -63,6 +63,11 @@ def test_resumed_run_equals_uninterrupted_run(script, data, tmp_path):
     assert {int(r["epoch"]) for r in table_a} == {2, 4}
     assert all(r["round_trip"] == "True" for r in table_a)
     assert all(float(r["test_bpd_bitsback"]) > 0 for r in table_a)
+    # every checkpoint is also coded with coarser pixel probabilities
+    precision = _rows(script, a, "table1_precision.csv")
+    assert [(r["run"], r["epoch"]) for r in precision] == [(r["run"], r["epoch"]) for r in table_a]
+    assert precision == _rows(script, b, "table1_precision.csv")
+    assert all(float(r[f"file_bpd_precision_{p}"]) > 0 for r in precision for p in script.PRECISIONS)
     assert _rows(script, a, "table1_curves.csv") == _rows(script, b, "table1_curves.csv")
     for run in ("vanilla_s0", "rha_s0", "wsa_s0"):
         wa, wb = _weights(a, run), _weights(b, run)
@@ -125,6 +130,7 @@ def test_choice_on_valid_is_used_for_every_seed(script, data, tmp_path):
     text = (tmp_path / "results" / "table1.md").read_text()
     assert "Status: COMPLETE" in text and "chose p and ρ on the test set" in text
     assert "dropout left on" in text
+    assert "| 4 | Dropout | " in text  # the table of files with coarser pixel probabilities
 
 
 def test_time_limit_and_protocol_change(script, data, tmp_path):
