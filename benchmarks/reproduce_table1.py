@@ -53,6 +53,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import joblib
 import numpy as np
@@ -67,18 +68,32 @@ from skvae.wsa import WSAVAE
 
 CHECKPOINTS = RESULTS.parent / "checkpoints"
 METHODS = ("vanilla", "dropout", "air", "rha", "wsa")
-# Variants that may explain a difference from the paper (name: description, WSAVAE parameters);
-# run them with --methods.
+
+class Variant(NamedTuple):
+    """A run that may explain a difference from the paper: a base method with other parameters or data."""
+
+    text: str
+    base: str
+    params: dict
+    fit_on: tuple = ("train",)  # the splits it trains on
+
+
+# Run the variants with --methods; each gets its own column.
 VARIANTS = {
-    "wsa_batch_mean": ("WSA with the reference implementation's batch-mean weight "
-                       "(mean(w) * mean(-ELBO) instead of per-sample w * -ELBO)", {"weight_reduction": "batch_mean"}),
-    "wsa_small_disc": ("WSA with a weaker discriminator (one hidden layer of 64, Adam lr 1e-4) whose "
-                       "density ratios stay smooth", {"discriminator_hidden_layer_sizes": (64,),
-                                                      "discriminator_lr": 1e-4}),
+    "wsa_batch_mean": Variant("WSA with the reference implementation's batch-mean weight "
+                              "(mean(w) * mean(-ELBO) instead of per-sample w * -ELBO)", "wsa",
+                              {"weight_reduction": "batch_mean"}),
+    "wsa_small_disc": Variant("WSA with a weaker discriminator (one hidden layer of 64, Adam lr 1e-4) whose "
+                              "density ratios stay smooth", "wsa",
+                              {"discriminator_hidden_layer_sizes": (64,), "discriminator_lr": 1e-4}),
+    "vanilla_train_valid": Variant("the vanilla VAE trained on train + valid (6,364 rows instead of 4,100), in "
+                                   "case the paper trained on both; its valid -ELBO is then a training score",
+                                   "vanilla", {}, ("train", "valid")),
 }
 GRIDS = {"dropout": ("dropout", (0.05, 0.1, 0.2, 0.3)), "air": ("air_sigma", (0.1, 0.2, 0.4, 0.8))}
 LABELS = {"vanilla": "Vanilla", "dropout": "Dropout", "air": "AIR", "rha": "RHA", "wsa": "WSA",
-          "wsa_batch_mean": "WSA (batch-mean w)", "wsa_small_disc": "WSA (1x64 D, lr 1e-4)"}
+          "wsa_batch_mean": "WSA (batch-mean w)", "wsa_small_disc": "WSA (1x64 D, lr 1e-4)",
+          "vanilla_train_valid": "Vanilla (train+valid)"}
 # Jin, Table 1, Caltech-101 Silhouettes, BB-ANS test bits/dim, mean and std (as quoted in issue 10).
 PAPER = {200: {"vanilla": (0.2718, 0.0029), "dropout": (0.2722, 0.0031), "air": (0.2546, 0.0006),
                "rha": (0.2656, 0.0032), "wsa": (0.2564, 0.0029)},
@@ -125,10 +140,18 @@ def make_estimator(method, param, seed, proto):
         return VAEDensityEstimator(air_sigma=param, air_alpha=proto["air_alpha"], **common)
     if method == "rha":
         return ReverseHalfAsleep(mode="joint", alpha=proto["rha_alpha"], **common)
-    if method == "wsa" or method in VARIANTS:
-        variant = VARIANTS[method][1] if method in VARIANTS else {}
-        return WSAVAE(warmup_epochs=proto["warmup"], **variant, **common)
+    if method == "wsa":
+        return WSAVAE(warmup_epochs=proto["warmup"], **common)
+    if method in VARIANTS:
+        variant = VARIANTS[method]
+        return make_estimator(variant.base, param, seed, proto).set_params(**variant.params)
     raise ValueError(f"unknown method {method!r}; known: {METHODS + tuple(VARIANTS)}")
+
+
+def fit_rows(data, method):
+    """The rows a run of ``method`` trains on: the train split, or more for a variant that says so."""
+    splits = VARIANTS[method].fit_on if method in VARIANTS else ("train",)
+    return np.vstack([getattr(data, split) for split in splits])
 
 
 def run_name(method, param, seed):
@@ -190,6 +213,12 @@ def _save(ctx, name, state):
 
 def _has_row(ctx, filename, name, epoch):
     return any(r["run"] == name and int(r["epoch"]) == epoch for r in read_rows(ctx.results / filename))
+
+
+def _recorded(ctx, name, epoch):
+    """Whether the rows due at ``epoch`` of run ``name`` are in the results already."""
+    return _has_row(ctx, CURVES_CSV, name, epoch) and (
+        epoch not in ctx.checkpoints or _has_row(ctx, TABLE_CSV, name, epoch))
 
 
 def _curve_row(ctx, state, name, method, param, seed, stage_s, stage_epochs):
@@ -305,7 +334,8 @@ def _run_lock(ctx, name):
 def advance(ctx, method, param, seed, target):
     """Train run (method, param, seed) up to epoch ``target``; returns its state.
 
-    Returns None, training nothing, when another invocation is training that run.
+    Returns None, training nothing, when another invocation is training that run, or when the run's
+    checkpoint is absent but its results at ``target`` are recorded.
     """
     name = run_name(method, param, seed)
     with _run_lock(ctx, name) as held:
@@ -318,6 +348,10 @@ def advance(ctx, method, param, seed, target):
 
 def _advance(ctx, name, method, param, seed, target):
     state = _load(ctx, name)
+    if state is None and _recorded(ctx, name, target):
+        # its results are written but its checkpoint is gone (another machine): nothing to retrain for this
+        # target; a later target retrains the run from scratch, deterministically
+        return None
     if state is None:
         state = {"estimator": make_estimator(method, param, seed, ctx.proto), "epoch": 0, "train_s": 0.0,
                  "last_s_per_epoch": None, "protocol": ctx.proto}
@@ -329,7 +363,7 @@ def _advance(ctx, name, method, param, seed, target):
         stop = min([(epoch // every + 1) * every] + stops)
         n = stop - epoch
         ctx.check_time(n * (state["last_s_per_epoch"] or 0.0))
-        X = ctx.data.train
+        X = fit_rows(ctx.data, method)
         start = time.perf_counter()
         state["estimator"].set_params(max_epochs=n).fit(X)
         stage_s = time.perf_counter() - start
@@ -488,7 +522,10 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
     checkpoints = sorted(set(checkpoints) | {int(r["epoch"]) for r in table})
     curves = [dict(r, role=role(r)) for r in read_rows(results / CURVES_CSV)]
     timing = read_rows(results / TIMING_CSV)
-    methods = [m for m in methods if m in LABELS]
+    # every method with results gets its column, whichever methods this invocation trained
+    recorded = {r["method"] for r in table}
+    methods = [m for m in LABELS if m in methods or m in recorded]
+    seeds_planned = sorted(set(seeds_planned) | {int(r["seed"]) for r in table})
     final = max(checkpoints)
 
     # status: how far each main run got
@@ -503,7 +540,7 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
             if r["method"] == m and r["role"] == "candidate":
                 cand[r["param"]] = max(cand.get(r["param"], 0), int(r["epoch"]))
         done = all(reached.get(s, 0) >= final for s in seeds_planned)
-        complete &= done
+        complete &= done or m in VARIANTS  # the variants are extra columns, not the paper's protocol
         text = ", ".join(f"seed {s}: epochs 0..{e}" for s, e in sorted(reached.items())) or "not started"
         if cand and m not in {r["method"] for r in selection}:
             text += "; still choosing on valid, candidates at " + ", ".join(
@@ -651,9 +688,9 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
         "The row \"dropout left on\" scores the same model with its dropout layers still dropping (seeded masks), "
         "as a model scored without `model.eval()` would be; a file coded that way decodes only if both sides "
         "draw the same masks, so this row is a -ELBO only.",
-        "- WSA weights each generated row's -ELBO by its own w (`weight_reduction='per_sample'`); variants that "
-        "may explain a difference run with `--methods ...,<name>` and get their own column: "
-        + "; ".join(f"`{name}`: {text}" for name, (text, _) in VARIANTS.items()) + ".",
+        "- WSA weights each generated row's -ELBO by its own w (`weight_reduction='per_sample'`).",
+        "- Variants that may explain a difference run with `--methods ...,<name>` and get their own column: "
+        + "; ".join(f"`{name}`: {v.text}" for name, v in VARIANTS.items()) + ".",
         "- WSA's 50 warm-up epochs are its own run (its RNG stream differs from the vanilla run's, since the "
         "discriminator is initialized too).", "",
         "## The cap on a surprising pixel: files with coarser probabilities", "",
@@ -693,7 +730,8 @@ def _plot(results, curves, table, methods, checkpoints):
     import matplotlib.pyplot as plt
 
     colors = {"vanilla": "tab:blue", "dropout": "tab:orange", "air": "tab:green", "rha": "tab:purple",
-              "wsa": "tab:red", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink"}
+              "wsa": "tab:red", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink",
+              "vanilla_train_valid": "tab:cyan"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for m in methods:
         runs, cands = {}, {}

@@ -143,15 +143,32 @@ def test_time_limit_and_protocol_change(script, data, tmp_path):
     assert np.isfinite(float(script.read_rows(tmp_path / "results" / "table1_curves.csv")[0]["test_bpd_elbo"]))
 
 
-@pytest.mark.parametrize("variant", ["wsa_batch_mean", "wsa_small_disc"])
-def test_variants_are_wsa_with_their_parameters(script, variant):
+@pytest.mark.parametrize("variant, base", [("wsa_batch_mean", "WeightedSelfAugmentation"),
+                                           ("wsa_small_disc", "WeightedSelfAugmentation"),
+                                           ("vanilla_train_valid", "VAEDensityEstimator")])
+def test_variants_are_their_base_with_their_parameters(script, data, variant, base):
     proto = {"setting": {"latent_dim": 2, "hidden_layer_sizes": (8,)}, "warmup": 3}
     est = script.make_estimator(variant, None, 0, proto)
     params = est.get_params()
-    assert type(est).__name__ == "WeightedSelfAugmentation" and params["warmup_epochs"] == 3
-    for name, value in script.VARIANTS[variant][1].items():
+    assert type(est).__name__ == base
+    assert base != "WeightedSelfAugmentation" or params["warmup_epochs"] == 3
+    for name, value in script.VARIANTS[variant].params.items():
         assert params[name] == value
     assert variant in script.LABELS
+    splits = script.VARIANTS[variant].fit_on
+    assert len(script.fit_rows(data, variant)) == sum(len(getattr(data, s)) for s in splits)
+
+
+def test_train_valid_variant_trains_on_both_splits(script, data, tmp_path):
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla,vanilla_train_valid")
+    proto = script.protocol(script.parse_args(["run", *TINY]))
+    plain = script.make_estimator("vanilla", None, 0, proto).set_params(max_epochs=4, warm_start=False)
+    plain.fit(np.vstack([data.train, data.valid]))
+    staged = joblib.load(tmp_path / "ckpt" / "vanilla_train_valid_s0.joblib")["estimator"]
+    a, b = staged.net_.module_.state_dict(), plain.net_.module_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    text = (tmp_path / "results" / "table1.md").read_text()
+    assert "Vanilla (train+valid)" in text
 
 
 def test_a_run_held_by_another_invocation_is_skipped(script, data, tmp_path):
@@ -165,3 +182,32 @@ def test_a_run_held_by_another_invocation_is_skipped(script, data, tmp_path):
         assert (tmp_path / "ckpt" / "rha_s0.joblib").exists()  # the other runs went on
     assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla,rha") is True
     assert joblib.load(tmp_path / "ckpt" / "vanilla_s0.joblib")["epoch"] == 4
+
+
+def test_lost_checkpoints_retrain_only_what_is_not_recorded(script, data, tmp_path):
+    import shutil
+
+    assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla") is True
+    full = _rows(script, tmp_path, "table1.csv")
+    shutil.rmtree(tmp_path / "ckpt")  # results committed, checkpoints left on another machine
+    assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla") is True
+    assert not list((tmp_path / "ckpt").glob("*.joblib"))  # nothing retrained
+    # the last checkpoint's rows lost too: the run is retrained from scratch and gives the same rows
+    for name in ("table1.csv", "table1_curves.csv"):
+        path = tmp_path / "results" / name
+        kept = [r for r in script.read_rows(path) if int(r["epoch"]) != 4]
+        path.unlink()
+        for r in kept:
+            script.append_row(path, r)
+    assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla") is True
+    assert joblib.load(tmp_path / "ckpt" / "vanilla_s0.joblib")["epoch"] == 4
+    assert _rows(script, tmp_path, "table1.csv") == full
+
+
+def test_report_of_a_partial_invocation_keeps_every_recorded_column(script, data, tmp_path):
+    _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla,wsa_small_disc")
+    _run(script, data, tmp_path, "--seeds", "1", "--methods", "vanilla")  # trains and reports vanilla only
+    text = (tmp_path / "results" / "table1.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| epochs | quantity"))
+    assert "Vanilla" in header and script.LABELS["wsa_small_disc"] in header
+    assert "Vanilla: seed 0: epochs 0..4, seed 1: epochs 0..4" in text
