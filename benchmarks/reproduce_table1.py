@@ -732,7 +732,7 @@ def _plot(results, curves, table, methods, checkpoints):
     colors = {"vanilla": "tab:blue", "dropout": "tab:orange", "air": "tab:green", "rha": "tab:purple",
               "wsa": "tab:red", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink",
               "vanilla_train_valid": "tab:cyan"}
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(9.6, 4.8))
     for m in methods:
         runs, cands = {}, {}
         for r in curves:
@@ -749,9 +749,9 @@ def _plot(results, curves, table, methods, checkpoints):
             ax.plot(*zip(*pts), color=colors[m], lw=0.6, alpha=0.5)
             for e, v in pts:
                 by_epoch.setdefault(e, []).append(v)
-        if by_epoch:
-            e = sorted(by_epoch)
-            ax.plot(e, [np.mean(by_epoch[k]) for k in e], color=colors[m], lw=1.8,
+        e = sorted(k for k, v in by_epoch.items() if len(v) == len(runs))  # the mean where every seed is
+        if e:
+            ax.plot(e, [np.mean(by_epoch[k]) for k in e], "-." if m in VARIANTS else "-", color=colors[m], lw=1.8,
                     label=f"{LABELS[m]} ({len(runs)} seed(s))")
         pts = [(int(r["epoch"]), float(r["test_bpd_bitsback"])) for r in table if r["method"] == m]
         if pts:
@@ -764,7 +764,7 @@ def _plot(results, curves, table, methods, checkpoints):
     ax.set_title("Caltech-101 Silhouettes, test (x: paper Table 1, o: our BB files)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves fill the axes
     fig.tight_layout()
     fig.savefig(results / "table1_curves.png", dpi=110)
     plt.close(fig)
