@@ -13,7 +13,9 @@ Protocol of this script (every choice is written into the results):
   ELBO in bits/dim goes to ``table1_curves.csv`` and the estimator (weights,
   optimizer state, history and its own RNG stream) is saved with joblib to
   ``benchmarks/checkpoints/<run>.joblib``. A rerun continues from there and
-  skips what is done; staged training equals uninterrupted training.
+  skips what is done; staged training equals uninterrupted training. On a
+  machine without the checkpoints, results already in the CSVs are not
+  trained again; a run goes on past them by retraining from scratch.
 - at each checkpoint epoch the full test split is compressed with
   ``BitsBackCoder`` (default coder parameters), decoded and compared with
   the input; the whole file's size in bits/dim goes to ``table1.csv`` next
