@@ -359,13 +359,13 @@ def _advance(ctx, name, method, param, seed, target):
                  "last_s_per_epoch": None, "protocol": ctx.proto}
     _record(ctx, state, name, method, param, seed)  # rows a killed process did not write
     every = ctx.proto["every"]
+    X = fit_rows(ctx.data, method)
     while state["epoch"] < target:
         epoch = state["epoch"]
         stops = [s for s in ctx.checkpoints + [ctx.proto["select_epoch"], target] if s > epoch]
         stop = min([(epoch // every + 1) * every] + stops)
         n = stop - epoch
         ctx.check_time(n * (state["last_s_per_epoch"] or 0.0))
-        X = fit_rows(ctx.data, method)
         start = time.perf_counter()
         state["estimator"].set_params(max_epochs=n).fit(X)
         stage_s = time.perf_counter() - start

@@ -46,6 +46,14 @@ def _rows(script, folder, name):
                   key=lambda r: (r["run"], int(r["epoch"])))
 
 
+def _drop_epoch(script, path, epoch):
+    """Remove the rows of ``epoch`` from a results CSV, as a process killed before writing them would."""
+    kept = [r for r in script.read_rows(path) if int(r["epoch"]) != epoch]
+    path.unlink()
+    for r in kept:
+        script.append_row(path, r)
+
+
 def _weights(folder, run):
     return joblib.load(folder / "ckpt" / f"{run}.joblib")["estimator"].net_.module_.state_dict()
 
@@ -98,11 +106,7 @@ def test_staged_and_reloaded_training_equals_one_fit(script, data, tmp_path, met
 def test_rows_lost_by_a_killed_process_are_recomputed(script, data, tmp_path):
     _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla")
     full = _rows(script, tmp_path, "table1.csv")
-    path = tmp_path / "results" / "table1.csv"
-    kept = [r for r in script.read_rows(path) if int(r["epoch"]) != 4]
-    path.unlink()
-    for r in kept:
-        script.append_row(path, r)
+    _drop_epoch(script, tmp_path / "results" / "table1.csv", 4)
     _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla")
     assert _rows(script, tmp_path, "table1.csv") == full
 
@@ -194,11 +198,7 @@ def test_lost_checkpoints_retrain_only_what_is_not_recorded(script, data, tmp_pa
     assert not list((tmp_path / "ckpt").glob("*.joblib"))  # nothing retrained
     # the last checkpoint's rows lost too: the run is retrained from scratch and gives the same rows
     for name in ("table1.csv", "table1_curves.csv"):
-        path = tmp_path / "results" / name
-        kept = [r for r in script.read_rows(path) if int(r["epoch"]) != 4]
-        path.unlink()
-        for r in kept:
-            script.append_row(path, r)
+        _drop_epoch(script, tmp_path / "results" / name, 4)
     assert _run(script, data, tmp_path, "--seeds", "0", "--methods", "vanilla") is True
     assert joblib.load(tmp_path / "ckpt" / "vanilla_s0.joblib")["epoch"] == 4
     assert _rows(script, tmp_path, "table1.csv") == full
