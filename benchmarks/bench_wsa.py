@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import RESULTS, command_line, load_dataset, read_rows
+from _harness import RESULTS, append_row, command_line, load_dataset, read_rows
+from _harness import markdown_table as harness_table
 from skorch.callbacks import Callback
 from skorch.history import History
 
@@ -343,6 +344,175 @@ def _plot(by_key, datasets):
     fig.savefig(RESULTS / "wsa_curves.png", dpi=110)
 
 
+# -- compare: default WSAVAE against default VAEDensityEstimator ------------------
+
+COMPARE_CSV = RESULTS / "wsa_compare.csv"
+COMPARE_MD = RESULTS / "wsa_compare.md"
+# The nine small data sets are subsampled to this many training rows (the test split is kept whole).
+N_TRAIN = 1000
+SMALL_NET = dict(latent_dim=16, hidden_layer_sizes=(200, 200))
+# Silhouettes keeps the paper's setting (its full train split), the sine toy the paper's 1,000 rows.
+OWN_SETTING = {"caltech_silhouettes": dict(SETTING)}
+
+
+def compare_data(name, data_home, seed):
+    """(train, test) of a comparison data set; the subsample of training rows depends on the seed."""
+    if name == "sine":
+        from skvae.datasets import make_sine_bernoulli
+
+        return make_sine_bernoulli(1000, random_state=2 * seed), make_sine_bernoulli(1000, random_state=2 * seed + 1)
+    data = load_dataset(name, data_home)
+    train = np.asarray(data.train)
+    if name != "caltech_silhouettes" and len(train) > N_TRAIN:
+        train = train[np.random.RandomState(seed).choice(len(train), N_TRAIN, replace=False)]
+    return train, np.asarray(data.test)
+
+
+class TestCurve(Callback):
+    """Test ELBO every ``every`` epochs and at the last epoch (the early-stopping oracle's curve)."""
+
+    def __init__(self, X_test, every, last):
+        self.X_test = np.asarray(X_test, dtype=np.float64)
+        self.every = every
+        self.last = last
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        if epoch % self.every == 0 or epoch == self.last:
+            net.history.record("test_elbo", float(net.score_rows(self.X_test, 1).mean()))
+
+
+def _nanmean(values):
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def compare_one(name, method, seed, epochs, every, wsa_params, data_home):
+    """Train one model and return its row of the comparison CSV."""
+    train, test = compare_data(name, data_home, seed)
+    setting = {**SETTING, **OWN_SETTING[name]} if name in OWN_SETTING else dict(SMALL_NET)
+    curve = TestCurve(test, every, epochs)
+    start = time.perf_counter()
+    if method == "vanilla":
+        est = VAEDensityEstimator(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)])
+    else:
+        est = WSAVAE(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)], **wsa_params)
+    est.fit(train)
+    wall = time.perf_counter() - start
+    hist = est.history_
+    points = [(row["epoch"], row["test_elbo"]) for row in hist if "test_elbo" in row]
+    best_epoch, best = max(points, key=lambda p: p[1])
+    durs = np.array(hist[:, "dur"])
+    row = {"dataset": name, "method": method, "seed": seed, "epochs": epochs, "n_features": train.shape[1],
+           "n_train": len(train), "n_test": len(test),
+           "setting": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in setting.items()}),
+           "test_elbo_final": float(est.score(test)), "train_elbo_final": float(est.score(train)),
+           "test_elbo_best": best, "best_epoch": best_epoch, "s_per_epoch": float(np.median(durs)),
+           "wall_s": wall, "command": command_line()}
+    if method != "vanilla":
+        warm = est.get_params()["warmup_epochs"]
+        row.update({"wsa_params": json.dumps(wsa_params, sort_keys=True), "warmup_epochs": warm,
+                    "s_per_epoch": float(np.median(durs[warm:])) if len(durs) > warm else float("nan"),
+                    "s_per_warmup_epoch": float(np.median(durs[:warm])) if warm else float("nan"),
+                    "ess_mean": _nanmean(hist[warm:, "weight_ess"]), "ess_last": float(hist[-1, "weight_ess"]),
+                    "weight_mean_last": float(hist[-1, "weight_mean"]),
+                    "disc_acc_warmup_last": float(hist[warm - 1, "discriminator_accuracy"]) if warm else float("nan"),
+                    "disc_acc_last": float(hist[-1, "discriminator_accuracy"])})
+    return row
+
+
+def compare(args):
+    """Resumable: a (data set, method, seed, epochs) already in the CSV is not trained again."""
+    csv_path = RESULTS / args.csv
+    wsa_params = json.loads(args.wsa_params)
+    method_of = {"vanilla": "vanilla", "wsa": "wsa" + (f"-{args.label}" if args.label else "")}
+    for name in args.datasets.split(","):
+        epochs = args.epochs_by.get(name, args.epochs)
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for method in args.methods.split(","):
+                label = method_of[method]
+                done = {(r["dataset"], r["method"], r["seed"], r["epochs"]) for r in read_rows(csv_path)}
+                if (name, label, str(seed), str(epochs)) in done:
+                    continue
+                row = compare_one(name, method, seed, epochs, args.every, wsa_params if method == "wsa" else {},
+                                  args.data_home)
+                row["method"] = label
+                append_row(csv_path, row)
+                print(f"{name} {label} s{seed}: final {row['test_elbo_final']:.2f} best {row['test_elbo_best']:.2f}"
+                      f" @{row['best_epoch']} ess {row.get('ess_mean', float('nan')):.3f} "
+                      f"{row['s_per_epoch']:.3f} s/epoch, {row['wall_s']:.0f} s", flush=True)
+    compare_report(args)
+
+
+def _mean_std(values):
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def compare_report(args):
+    """Markdown table per (data set, WSA label): means over the seeds both methods have."""
+    csv_path = RESULTS / args.csv
+    rows = read_rows(csv_path)
+    if not rows:
+        sys.exit(f"no rows in {csv_path}")
+    out = []
+    keys = list(dict.fromkeys((r["dataset"], r["epochs"]) for r in rows))
+    for name, epochs in keys:
+        mine = [r for r in rows if r["dataset"] == name and r["epochs"] == epochs]
+        vanilla = {r["seed"]: r for r in mine if r["method"] == "vanilla"}
+        for label in dict.fromkeys(r["method"] for r in mine if r["method"] != "vanilla"):
+            wsa = {r["seed"]: r for r in mine if r["method"] == label}
+            seeds = sorted(set(vanilla) & set(wsa), key=int)
+            if not seeds:
+                continue
+            get = lambda runs, key: [float(runs[s][key]) for s in seeds]
+            v_final, w_final = get(vanilla, "test_elbo_final"), get(wsa, "test_elbo_final")
+            v_best = get(vanilla, "test_elbo_best")
+            diff = np.subtract(w_final, v_final)
+            diff_best = np.subtract(w_final, v_best)
+            m = lambda x: _mean_std(x)[0]
+            sd = lambda x: _mean_std(x)[1]
+            out.append({
+                "dataset": name, "wsa": label, "epochs": int(epochs), "seeds": len(seeds), "d": mine[0]["n_features"],
+                "vanilla_final": m(v_final), "vanilla_final_sd": sd(v_final),
+                "vanilla_best": m(v_best), "vanilla_best_epoch": m(get(vanilla, "best_epoch")),
+                "wsa_final": m(w_final), "wsa_final_sd": sd(w_final),
+                "wsa_best": m(get(wsa, "test_elbo_best")), "wsa_best_epoch": m(get(wsa, "best_epoch")),
+                "gain_vs_final": m(diff), "wins_final": f"{int((diff > 0).sum())}/{len(seeds)}",
+                "gain_vs_best": m(diff_best), "wins_best": f"{int((diff_best >= 0).sum())}/{len(seeds)}",
+                "ess": m(get(wsa, "ess_mean")), "disc_acc": m(get(wsa, "disc_acc_last")),
+                "v_s": m(get(vanilla, "s_per_epoch")), "w_s": m(get(wsa, "s_per_epoch")),
+                "ratio": m(get(wsa, "s_per_epoch")) / m(get(vanilla, "s_per_epoch")),
+            })
+    columns = [("dataset", "data set"), ("wsa", "WSA"), ("epochs", "epochs"), ("seeds", "seeds"),
+               ("vanilla_final", "vanilla final"), ("vanilla_final_sd", "± sd"),
+               ("vanilla_best", "vanilla best epoch"), ("vanilla_best_epoch", "(epoch)"),
+               ("wsa_final", "WSA final"), ("wsa_final_sd", "± sd"), ("wsa_best_epoch", "WSA best epoch"),
+               ("gain_vs_final", "WSA − vanilla final"), ("wins_final", "seeds WSA better"),
+               ("gain_vs_best", "WSA − vanilla best"), ("wins_best", "seeds WSA ≥ best"),
+               ("ess", "ESS"), ("disc_acc", "D acc"),
+               ("v_s", "vanilla s/epoch"), ("w_s", "WSA s/epoch"), ("ratio", "ratio")]
+    commands = sorted({r["command"] for r in rows})
+    params = sorted({(r["method"], r.get("wsa_params", "")) for r in rows if r["method"] != "vanilla"})
+    text = ["# Default WSAVAE against default VAEDensityEstimator", "", "Produced by:", "", "```", *commands,
+            f"python benchmarks/bench_wsa.py compare-report --csv {args.csv}", "```", "",
+            f"Test ELBO in nats per row (higher is better), mean over seeds; the nine DEBD sets use {N_TRAIN} "
+            f"training rows drawn per seed and {SMALL_NET}, the other parameters at their defaults (same for "
+            f"both methods); Silhouettes uses {SETTING} on its whole train split; 'sine' is the 256-d "
+            "sine-Bernoulli toy (1,000 train / 1,000 test rows per seed). 'vanilla best epoch' is the test "
+            "ELBO at vanilla's best recorded epoch (an early-stopping oracle on the test split). ESS: Kish's "
+            "effective sample size of the weights, mean over WSA epochs. D acc: discriminator accuracy in "
+            "the last epoch. s/epoch: median time of an epoch (WSA: after warm-up), one torch thread, on a "
+            "machine shared with another developer's jobs.", "",
+            "WSA parameters per label (beyond the defaults): "
+            + "; ".join(f"`{m}`: `{p or '{}'}`" for m, p in params), "",
+            harness_table(out, columns, digits=2), ""]
+    (RESULTS / args.csv).with_suffix(".md").write_text("\n".join(text))
+    print("\n".join(text))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -361,10 +531,24 @@ def main(argv=None):
     sp.add_argument("--datasets", default="caltech_silhouettes")
     sp.add_argument("--epochs", type=int, default=5)
     sp.add_argument("--data-home", default=None)
+    c = sub.add_parser("compare", help="default WSAVAE vs default VAEDensityEstimator (resumable CSV)")
+    c.add_argument("--datasets", default="dna,bbc,cwebkb,ad,tmovie,cr52,c20ng,nltcs,plants,sine")
+    c.add_argument("--epochs", type=int, default=500)
+    c.add_argument("--epochs-by", type=json.loads, default={}, help='JSON dict, e.g. {"caltech_silhouettes": 200}')
+    c.add_argument("--every", type=int, default=10, help="test ELBO every this many epochs")
+    c.add_argument("--seeds", default="0,1,2")
+    c.add_argument("--methods", default="vanilla,wsa")
+    c.add_argument("--wsa-params", default="{}", help="JSON dict of WSAVAE parameters (a variant)")
+    c.add_argument("--label", default="", help="the variant's runs are recorded as wsa-<label>")
+    c.add_argument("--csv", default="wsa_compare.csv", help="file under benchmarks/results/")
+    c.add_argument("--data-home", default=None)
+    cr = sub.add_parser("compare-report", help="markdown table from a compare CSV")
+    cr.add_argument("--csv", default="wsa_compare.csv")
     r = sub.add_parser("report", help="tables and PNG from the saved runs")
     r.add_argument("--notes", default="", help="text appended to the markdown")
     args = parser.parse_args(argv)
-    {"run": run, "speed": speed, "report": report}[args.cmd](args)
+    {"run": run, "speed": speed, "report": report, "compare": compare,
+     "compare-report": compare_report}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -26,18 +26,36 @@ LOGIT_EPS = 1e-3
 _REDUCTIONS = ("per_sample", "batch_mean")
 
 
-def density_ratio_weights(logits, weight_clip=1000.0, eps=LOGIT_EPS):
-    """Importance weights w = D / (1 - D) = exp(logit D), clipped and detached.
+def density_ratio_weights(logits, weight_clip=1000.0, eps=LOGIT_EPS, power=1.0, floor=0.0, self_normalize=False):
+    """Importance weights from discriminator logits, stabilized and detached.
+
+    The raw weight is the discriminator's odds w = D / (1 - D) = exp(logit D),
+    an estimate of p_data(x) / p_model(x). The stabilizers of Grover et al.
+    (2019, likelihood-free importance weighting) are applied in this order:
+
+    1. flattening: w ** power (``power=1`` leaves w alone, ``power=0`` gives
+       every row weight 1), computed as exp(power * logit);
+    2. clipping: w = min(max(w, floor), weight_clip), i.e. Grover et al.'s
+       lower threshold max(w, floor) and an upper bound;
+    3. self-normalization: w / mean(w) over the given rows (one batch), so
+       the weights average to 1 and the weighted term is a self-normalized
+       importance-sampling estimate.
 
     Parameters
     ----------
     logits : Tensor of shape (n,)
         The discriminator's logits log D(x) / (1 - D(x)).
     weight_clip : float, default=1000.0
-        Upper bound applied to the weights after the logit clipping.
+        Upper bound of the (flattened) weights.
     eps : float, default=1e-3
-        D is clipped to [eps, 1 - eps], i.e. the logit to
+        D is first clipped to [eps, 1 - eps], i.e. the logit to
         [log(eps / (1 - eps)), log((1 - eps) / eps)].
+    power : float, default=1.0
+        Flattening exponent α in [0, 1].
+    floor : float, default=0.0
+        Lower bound β of the (flattened) weights.
+    self_normalize : bool, default=False
+        Divide by the mean weight of the rows given.
 
     Returns
     -------
@@ -45,8 +63,12 @@ def density_ratio_weights(logits, weight_clip=1000.0, eps=LOGIT_EPS):
         Weights without gradient.
     """
     bound = math.log((1.0 - eps) / eps)
-    weights = torch.exp(logits.detach().clamp(-bound, bound))
-    return weights.clamp(max=weight_clip)
+    logits = logits.detach().clamp(-bound, bound)
+    weights = torch.exp(logits * power) if power != 1.0 else torch.exp(logits)
+    weights = weights.clamp(min=floor, max=weight_clip) if floor > 0 else weights.clamp(max=weight_clip)
+    if self_normalize:
+        weights = weights / weights.mean()
+    return weights
 
 
 def weighted_augmentation_loss(real_loss, fake_neg_elbo, weights, reduction="per_sample"):
@@ -90,7 +112,13 @@ def effective_sample_size(weight_sum, weight_sq_sum, count):
 
 
 def discriminator_bce(logits_real, logits_fake):
-    """Binary cross-entropy of the discriminator, real = 1, fake = 0, mean over all rows."""
-    logits = torch.cat([logits_real, logits_fake])
-    labels = torch.cat([torch.ones_like(logits_real), torch.zeros_like(logits_fake)])
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    """Class-balanced binary cross-entropy of the discriminator, real = 1, fake = 0.
+
+    The mean loss of the real rows and the mean loss of the fake rows count
+    equally, whatever the two counts are, so the optimal discriminator's odds
+    D / (1 - D) are p_data(x) / p_model(x) also when there are ``n_augment``
+    fakes per real row. With equal counts this is the plain mean over all rows.
+    """
+    real = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+    fake = F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    return 0.5 * (real + fake)

@@ -10,6 +10,7 @@ its own implausible samples count little.
 """
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -26,17 +27,29 @@ from ._wsa_objective import (
 from .modules import Discriminator
 from .objectives import elbo_terms
 
-__all__ = ["WeightedSelfAugmentation", "WSAVAE", "WSANet"]
+__all__ = ["WeightedSelfAugmentation", "WSAVAE", "WSANet", "PlainVAEWarning"]
 
 _LATENT_SOURCES = ("prior", "aggregate")
+
+
+class PlainVAEWarning(UserWarning):
+    """A WSA fit ended before its warm-up did: the result is a plain VAE."""
+
 _REDUCTIONS = ("per_sample", "batch_mean")
+
+
+_WEIGHT_KEYS = ("weight_mean", "weight_max", "weight_ess")
+_DISCRIMINATOR_KEYS = ("discriminator_loss", "discriminator_accuracy")
+WSA_HISTORY_KEYS = _WEIGHT_KEYS + _DISCRIMINATOR_KEYS
 
 
 class _EpochStats:
     """Running sums of one epoch's weights and discriminator results.
 
     Kept as tensors on the training device (no host sync per batch) and read
-    once, when the epoch is recorded.
+    once, when the epoch is recorded. Keys without data in the epoch (the
+    weights during warm-up) are recorded as NaN, so every WSA key exists in
+    every training epoch of ``history_``.
     """
 
     def __init__(self):
@@ -58,14 +71,25 @@ class _EpochStats:
         self.d_count += count
 
     def record(self, history):
+        nan = float("nan")
         if self.w_count:
             w_sum, w_sq_sum = float(self.w_sum), float(self.w_sq_sum)
             history.record("weight_mean", w_sum / self.w_count)
             history.record("weight_max", float(self.w_max))
             history.record("weight_ess", effective_sample_size(w_sum, w_sq_sum, self.w_count))
+        else:
+            for key in _WEIGHT_KEYS:
+                history.record(key, nan)
         if self.d_count:
             history.record("discriminator_loss", float(self.d_loss_sum) / self.d_count)
             history.record("discriminator_accuracy", float(self.d_correct) / self.d_count)
+        else:
+            for key in _DISCRIMINATOR_KEYS:
+                history.record(key, nan)
+
+
+def _has_dropout(module):
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in module.modules())
 
 
 class WSANet(VAENet):
@@ -80,8 +104,9 @@ class WSANet(VAENet):
     """
 
     def __init__(self, *args, discriminator=Discriminator, discriminator_optimizer=torch.optim.Adam,
-                 n_augment=4, warmup_epochs=50, weight_clip=1000.0, weight_reduction="per_sample",
-                 weighted=True, latent_source="prior", augment=None, **kwargs):
+                 n_augment=1, warmup_epochs=50, weight_clip=1000.0, weight_power=1.0, weight_floor=0.0,
+                 self_normalize=False, weight_reduction="per_sample", weighted=True, latent_source="prior",
+                 augment=None, **kwargs):
         # Set before NeuralNet.__init__: skorch refuses module instances as
         # plain attributes once the net exists.
         self.discriminator = discriminator
@@ -89,6 +114,9 @@ class WSANet(VAENet):
         self.n_augment = n_augment
         self.warmup_epochs = warmup_epochs
         self.weight_clip = weight_clip
+        self.weight_power = weight_power
+        self.weight_floor = weight_floor
+        self.self_normalize = self_normalize
         self.weight_reduction = weight_reduction
         self.weighted = weighted
         self.latent_source = latent_source
@@ -123,7 +151,8 @@ class WSANet(VAENet):
 
         z comes from the prior, or with ``latent_source='aggregate'`` from
         q(z | x) of the real rows; x̃ is a draw from p(x | z) (0/1 draws for
-        Bernoulli data, not the means). Dropout is off while sampling.
+        Bernoulli data, not the means). Dropout is off while sampling. All
+        rows go through the decoder in one forward pass.
         """
         module = self.module_
         with dropout_off(module), torch.no_grad():
@@ -135,16 +164,27 @@ class WSANet(VAENet):
                 z = torch.randn((per_row * len(x), module.latent_dim), device=x.device, dtype=x.dtype)
             return self.likelihood.sample(module.decoder(z))
 
-    def fake_weights(self, fakes):
-        """Clipped density-ratio weights exp(logit D(x̃)) of rows, without gradient.
+    def stabilized_weights(self, logits):
+        """The training weights of generated rows from their discriminator logits (no gradient).
 
-        Runs in the discriminator's training dtype with dropout off; for
+        exp(logit), flattened by ``weight_power``, clipped to
+        [``weight_floor``, ``weight_clip``] and, with ``self_normalize``,
+        divided by their mean over the batch
+        (:func:`~skvae._wsa_objective.density_ratio_weights`).
+        """
+        return density_ratio_weights(logits, self.weight_clip, power=self.weight_power,
+                                     floor=self.weight_floor, self_normalize=self.self_normalize)
+
+    def fake_weights(self, fakes):
+        """Training weights of the rows ``fakes`` (one batch), without gradient.
+
+        Runs the discriminator in its training dtype with dropout off; for
         reporting, :meth:`WeightedSelfAugmentation.sample_with_weights`
-        evaluates in float64 like every other score.
+        evaluates the unstabilized ratio in float64 like every other score.
         """
         with dropout_off(self.discriminator_), torch.no_grad():
             logits = self.discriminator_(fakes)
-        return density_ratio_weights(logits, self.weight_clip)
+        return self.stabilized_weights(logits)
 
     def augment_batch(self, x):
         """The user's augmentation of the real rows (identity when ``augment`` is None).
@@ -165,38 +205,75 @@ class WSANet(VAENet):
         return out
 
     def wsa_loss(self, x, fakes, weights):
-        """VAE loss: 0.5 * real objective + 0.5 * weighted mean negative ELBO of the fakes."""
-        real_loss = self.criterion_(self.module_, x)
-        fake_elbo, _, _ = elbo_terms(self.module_, self.likelihood, fakes, beta=self.criterion_.beta)
+        """VAE loss: 0.5 * real objective + 0.5 * weighted mean negative ELBO of the fakes.
+
+        Without AIR the real and generated rows go through the VAE in one
+        forward pass; with AIR the real rows' objective is computed apart.
+        """
+        criterion = self.criterion_
+        if criterion.air_sigma:
+            real_loss = criterion(self.module_, x)
+            fake_elbo, _, _ = elbo_terms(self.module_, self.likelihood, fakes, beta=criterion.beta)
+        else:
+            elbo, _, _ = elbo_terms(self.module_, self.likelihood, torch.cat([x, fakes]), beta=criterion.beta)
+            real_loss, fake_elbo = -elbo[:len(x)].mean(), elbo[len(x):]
         return weighted_augmentation_loss(real_loss, -fake_elbo, weights, self.weight_reduction)
 
-    def discriminator_step(self, x):
-        """One BCE step of the discriminator on ``x`` (label 1) and as many fresh fakes (label 0)."""
-        fakes = self.draw_fakes(x, 1)
-        self.discriminator_optimizer_.zero_grad(set_to_none=True)
-        # One pass over both classes, so normalization layers see the mixture.
+    def discriminator_logits(self, x, fakes):
+        """The discriminator's logits of real and generated rows, one forward pass with gradient.
+
+        One pass over both classes, so normalization layers see the mixture.
+        """
         logits = self.discriminator_(torch.cat([x, fakes]))
-        logits_real, logits_fake = logits[:len(x)], logits[len(x):]
+        return logits[:len(x)], logits[len(x):]
+
+    def discriminator_update(self, x, logits_real, logits_fake):
+        """One step of the class-balanced BCE (real rows label 1, generated rows label 0)."""
+        self.discriminator_optimizer_.zero_grad(set_to_none=True)
         loss = discriminator_bce(logits_real, logits_fake)
         loss.backward()
         self.notify("on_grad_computed", named_parameters=self.discriminator_.named_parameters(),
                     batch=x, training=True)
         self.discriminator_optimizer_.step()
         correct = (logits_real.detach() > 0).sum() + (logits_fake.detach() < 0).sum()
-        return loss.detach(), correct, len(logits)
+        return loss.detach(), correct, len(logits_real) + len(logits_fake)
+
+    def discriminator_step(self, x, fakes=None):
+        """One discriminator step on ``x`` (real) and ``fakes`` (drawn here, one per row, if None)."""
+        if fakes is None:
+            fakes = self.draw_fakes(x, 1)
+        return self.discriminator_update(x, *self.discriminator_logits(x, fakes))
 
     # -- training -----------------------------------------------------------
 
     def train_step(self, batch, **fit_params):
+        """Algorithm 1 of Jin's paper for one mini-batch.
+
+        Warm-up: a plain ELBO step, then ``n_augment`` generated rows per real
+        row and one discriminator step on them. Afterwards: generated rows
+        drawn once, weighted by the discriminator, one VAE step on real and
+        weighted rows, then one discriminator step on the same rows. The
+        weights come from the logits of the discriminator's training forward
+        pass (taken before its step), so the discriminator runs once per
+        batch unless it has dropout.
+        """
         x = self.augment_batch(batch)
+        stats = getattr(self, "epoch_stats_", None)
         if self.current_epoch() < self.warmup_epochs:
-            return super().train_step(x, **fit_params)
+            step = super().train_step(x, **fit_params)
+            d_loss, correct, count = self.discriminator_step(x, self.draw_fakes(x, self.n_augment))
+            if stats is not None:
+                stats.add_discriminator(d_loss, correct, count)
+            return step
 
         fakes = self.draw_fakes(x, self.n_augment)
-        if self.weighted:
+        logits_real, logits_fake = self.discriminator_logits(x, fakes)
+        if not self.weighted:
+            weights = torch.ones(len(fakes), device=fakes.device, dtype=fakes.dtype)
+        elif _has_dropout(self.discriminator_):
             weights = self.fake_weights(fakes)
         else:
-            weights = torch.ones(len(fakes), device=fakes.device, dtype=fakes.dtype)
+            weights = self.stabilized_weights(logits_fake)
 
         self.optimizer_.zero_grad(set_to_none=True)
         loss = self.wsa_loss(x, fakes, weights)
@@ -205,8 +282,7 @@ class WSANet(VAENet):
                     batch=batch, training=True)
         self.optimizer_.step()
 
-        d_loss, correct, count = self.discriminator_step(x)
-        stats = getattr(self, "epoch_stats_", None)
+        d_loss, correct, count = self.discriminator_update(x, logits_real, logits_fake)
         if stats is not None:
             stats.add_weights(weights)
             stats.add_discriminator(d_loss, correct, count)
@@ -388,15 +464,18 @@ class WeightedSelfAugmentation(BaseVAE):
         random_state=None,
         verbose=0,
         warm_start=False,
-        n_augment=4,
+        n_augment=1,
         warmup_epochs=50,
         weight_clip=1000.0,
+        weight_power=1.0,
+        weight_floor=0.0,
+        self_normalize=False,
         weight_reduction="per_sample",
         weighted=True,
         latent_source="prior",
         discriminator=None,
-        discriminator_hidden_layer_sizes=(500, 500),
-        discriminator_lr=None,
+        discriminator_hidden_layer_sizes=(64,),
+        discriminator_lr=1e-4,
         augment=None,
     ):
         super().__init__(
@@ -421,6 +500,9 @@ class WeightedSelfAugmentation(BaseVAE):
         self.n_augment = n_augment
         self.warmup_epochs = warmup_epochs
         self.weight_clip = weight_clip
+        self.weight_power = weight_power
+        self.weight_floor = weight_floor
+        self.self_normalize = self_normalize
         self.weight_reduction = weight_reduction
         self.weighted = weighted
         self.latent_source = latent_source
@@ -434,6 +516,13 @@ class WeightedSelfAugmentation(BaseVAE):
         _check_int(self.n_augment, "n_augment", 1)
         _check_int(self.warmup_epochs, "warmup_epochs", 0)
         _check_real(self.weight_clip, "weight_clip", low=0.0, low_open=True)
+        _check_real(self.weight_power, "weight_power", low=0.0, high=1.0)
+        _check_real(self.weight_floor, "weight_floor", low=0.0)
+        if self.weight_floor > self.weight_clip:
+            raise ValueError(f"weight_floor must not exceed weight_clip, got weight_floor={self.weight_floor!r} "
+                             f"> weight_clip={self.weight_clip!r}")
+        if not isinstance(self.self_normalize, (bool, np.bool_)):
+            raise TypeError(f"self_normalize must be a bool, got {self.self_normalize!r}")
         if self.weight_reduction not in _REDUCTIONS:
             raise ValueError(f"weight_reduction must be one of {_REDUCTIONS}, got {self.weight_reduction!r}")
         if not isinstance(self.weighted, (bool, np.bool_)):
@@ -466,11 +555,49 @@ class WeightedSelfAugmentation(BaseVAE):
             "n_augment": self.n_augment,
             "warmup_epochs": self.warmup_epochs,
             "weight_clip": float(self.weight_clip),
+            "weight_power": float(self.weight_power),
+            "weight_floor": float(self.weight_floor),
+            "self_normalize": bool(self.self_normalize),
             "weight_reduction": self.weight_reduction,
             "weighted": bool(self.weighted),
             "latent_source": self.latent_source,
             "augment": self.augment,
         }
+
+    def fit(self, X, y=None):
+        """Fit the VAE to the rows of X with weighted self-augmentation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training rows; with ``likelihood='bernoulli'`` every value is 0 or 1.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator. With ``warm_start=True`` a second call
+            continues training from the current weights (and epoch count)
+            for ``max_epochs``.
+
+        Warns
+        -----
+        PlainVAEWarning
+            When training ends within the warm-up (``max_epochs <=
+            warmup_epochs`` for a fresh fit): no generated row entered the
+            loss, so the model is a plain VAE. The weight keys of
+            ``history_`` then hold NaN.
+        """
+        super().fit(X, y)
+        epochs = len(self.history_)
+        if self.max_epochs > 0 and epochs <= self.warmup_epochs:
+            warnings.warn(
+                f"training ended after {epochs} epochs, within the warm-up (warmup_epochs="
+                f"{self.warmup_epochs}, max_epochs={self.max_epochs}): no weighted self-augmentation step "
+                "was taken and the result is a plain VAE; raise max_epochs above warmup_epochs",
+                PlainVAEWarning, stacklevel=2)
+        return self
 
     def sample_with_weights(self, n_samples=1, random_state=None):
         """Draw rows from the model together with the discriminator's weights.

@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -16,11 +17,12 @@ from skvae._wsa_objective import (
     weighted_augmentation_loss,
 )
 from skvae.objectives import elbo_terms
-from skvae.wsa import WSAVAE, WeightedSelfAugmentation
+from skvae.wsa import WSAVAE, PlainVAEWarning, WeightedSelfAugmentation
 
 TINY = dict(latent_dim=2, hidden_layer_sizes=(16,), discriminator_hidden_layer_sizes=(16,), batch_size=50,
             random_state=0)
 WSA_KEYS = ("weight_mean", "weight_max", "weight_ess", "discriminator_loss", "discriminator_accuracy")
+WEIGHT_KEYS = ("weight_mean", "weight_max", "weight_ess")
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,51 @@ def test_weight_formula_against_hand_computation():
     assert not weights.requires_grad
     clipped = density_ratio_weights(logits, weight_clip=5.0)
     np.testing.assert_allclose(clipped.numpy(), np.minimum(expected, 5.0), rtol=1e-5)
+
+
+def test_flattening_formula():
+    logits = torch.tensor([-3.0, -0.5, 0.0, 1.0, 4.0])
+    for power in (0.0, 0.3, 0.5, 1.0):
+        w = density_ratio_weights(logits, weight_clip=1e6, power=power)
+        np.testing.assert_allclose(w.numpy(), np.exp(logits.numpy()) ** power, rtol=1e-5)
+    np.testing.assert_array_equal(density_ratio_weights(logits, power=0.0).numpy(), np.ones(5))
+    # flattening acts after the logit clip: a huge logit is bounded by 999 ** power
+    assert density_ratio_weights(torch.tensor([50.0]), power=0.5).item() == pytest.approx(999.0**0.5, rel=1e-5)
+
+
+def test_clipping_formula_floor_and_cap():
+    logits = torch.tensor([-6.0, -2.0, 0.0, 2.0, 6.0])
+    raw = np.exp(logits.numpy())
+    w = density_ratio_weights(logits, weight_clip=4.0, floor=0.25)
+    np.testing.assert_allclose(w.numpy(), np.minimum(np.maximum(raw, 0.25), 4.0), rtol=1e-6)
+    assert w.min().item() == pytest.approx(0.25) and w.max().item() == pytest.approx(4.0)
+    # the floor applies to the flattened weight: max(w ** power, floor)
+    w = density_ratio_weights(logits, weight_clip=1e6, power=0.5, floor=0.5)
+    np.testing.assert_allclose(w.numpy(), np.maximum(raw**0.5, 0.5), rtol=1e-6)
+
+
+def test_self_normalization_formula():
+    logits = torch.tensor([-1.0, 0.0, 0.5, 3.0], requires_grad=True)
+    w = density_ratio_weights(logits, weight_clip=10.0, self_normalize=True)
+    raw = np.minimum(np.exp(logits.detach().numpy()), 10.0)  # normalization comes after clipping
+    np.testing.assert_allclose(w.numpy(), raw / raw.mean(), rtol=1e-6)
+    assert w.mean().item() == pytest.approx(1.0)
+    assert not w.requires_grad
+    # invariant to a shift of all logits (a constant factor of the odds), unless clipped
+    shifted = density_ratio_weights(logits.detach() - 2.0, weight_clip=10.0, self_normalize=True)
+    np.testing.assert_allclose(shifted.numpy(), np.exp(logits.detach().numpy())
+                               / np.exp(logits.detach().numpy()).mean(), rtol=1e-5)
+    # all three together: max(w ** a, floor), capped, then divided by the mean
+    w = density_ratio_weights(logits, weight_clip=2.0, power=0.5, floor=0.7, self_normalize=True)
+    expected = np.minimum(np.maximum(np.exp(logits.detach().numpy()) ** 0.5, 0.7), 2.0)
+    np.testing.assert_allclose(w.numpy(), expected / expected.mean(), rtol=1e-6)
+
+
+def test_balanced_bce_with_unequal_counts():
+    real, fake = torch.tensor([1.0, -0.5]), torch.tensor([0.0, 2.0, -1.0, -3.0])
+    sp = lambda t: math.log1p(math.exp(t))  # softplus
+    expected = 0.5 * np.mean([sp(-v) for v in real.tolist()]) + 0.5 * np.mean([sp(v) for v in fake.tolist()])
+    assert discriminator_bce(real, fake).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_reductions_by_hand():
@@ -94,9 +141,9 @@ def test_net_loss_matches_formula_for_both_reductions(fitted, X_small):
             torch.manual_seed(2)
             losses[reduction] = net.wsa_loss(x, fakes, weights).item()
         net.weight_reduction = "per_sample"
-        torch.manual_seed(2)
-        real_elbo = elbo_terms(net.module_, net.likelihood, x)[0]
-        fake_elbo = elbo_terms(net.module_, net.likelihood, fakes)[0]
+        torch.manual_seed(2)  # real and generated rows go through the VAE in one pass, so one noise draw
+        elbo = elbo_terms(net.module_, net.likelihood, torch.cat([x, fakes]))[0]
+        real_elbo, fake_elbo = elbo[:len(x)], elbo[len(x):]
     per_sample = 0.5 * -real_elbo.mean() + 0.5 * (weights * -fake_elbo).mean()
     batch_mean = 0.5 * -real_elbo.mean() + 0.5 * weights.mean() * (-fake_elbo).mean()
     assert losses["per_sample"] == pytest.approx(per_sample.item(), rel=1e-6)
@@ -130,25 +177,74 @@ def test_fakes_are_draws_without_gradient(fitted, X_small, latent_source):
     assert net.module_.training  # sampling turns dropout off only temporarily
 
 
-def test_warmup_switching_and_epoch_counter(X_small):
+def test_discriminator_trains_during_warmup(X_small):
     init = WSAVAE(max_epochs=0, warmup_epochs=2, **TINY).fit(X_small)
-    warm = WSAVAE(max_epochs=2, warmup_epochs=2, **TINY).fit(X_small)
+    with pytest.warns(PlainVAEWarning):
+        warm = WSAVAE(max_epochs=2, warmup_epochs=2, **TINY).fit(X_small)
     state0 = init.net_.discriminator_.state_dict()
-    for name, value in warm.net_.discriminator_.state_dict().items():
-        assert torch.equal(value, state0[name]), "the discriminator must not train during warm-up"
+    assert any(not torch.equal(v, state0[k]) for k, v in warm.net_.discriminator_.state_dict().items()), \
+        "Algorithm 1 trains the discriminator in the warm-up epochs too"
     for row in warm.history_:
-        assert not any(key in row for key in WSA_KEYS)
+        assert all(key in row for key in WSA_KEYS)
+        assert all(math.isnan(row[key]) for key in WEIGHT_KEYS)  # no weight was used yet
+        assert 0 <= row["discriminator_accuracy"] <= 1 and row["discriminator_loss"] > 0
 
-    # partial_fit continues the epoch count kept in the history
-    warm.partial_fit(X_small)
-    assert all(key in warm.history_[-1] for key in WSA_KEYS)
-    changed = any(not torch.equal(v, state0[k]) for k, v in warm.net_.discriminator_.state_dict().items())
-    assert changed
+
+def test_warmup_vae_step_is_the_plain_elbo(X_small, monkeypatch):
+    """In warm-up the VAE loss never sees generated rows; the discriminator sees them after the VAE step."""
+    net_class = WSAVAE._net_class
+    events = []
+    monkeypatch.setattr(net_class, "wsa_loss", lambda *a, **k: events.append("wsa_loss"))
+    original_step = net_class.discriminator_step
+
+    def spy(self, x, fakes=None):
+        events.append(("disc", len(x), None if fakes is None else len(fakes)))
+        return original_step(self, x, fakes)
+
+    monkeypatch.setattr(net_class, "discriminator_step", spy)
+    with pytest.warns(PlainVAEWarning):
+        est = WSAVAE(max_epochs=2, warmup_epochs=2, n_augment=2, **TINY).fit(X_small)
+    assert events == [("disc", 50, 100)] * 8  # 4 batches x 2 epochs, n_augment fakes per real row
+    # the VAE's loss in warm-up is the plain negative ELBO of the batch: the recorded epoch loss is
+    # the mean of those, and every batch step is VAENet's own (the ELBO criterion).
+    assert all(np.isfinite(est.history_[:, "train_loss"]))
+
+
+def test_warmup_switching_and_epoch_counter(X_small):
+    warm = WSAVAE(max_epochs=1, warmup_epochs=2, warm_start=True, **TINY)
+    with pytest.warns(PlainVAEWarning):
+        warm.fit(X_small)
+    warm.partial_fit(X_small)  # partial_fit continues the epoch count kept in the history; epoch 2: warm-up
+    assert math.isnan(warm.history_[-1, "weight_ess"])
+    warm.partial_fit(X_small)  # epoch 3: WSA
+    assert np.isfinite([warm.history_[-1, key] for key in WSA_KEYS]).all()
 
     ws = WSAVAE(max_epochs=2, warmup_epochs=2, warm_start=True, **TINY)
-    ws.fit(X_small).fit(X_small)
+    with pytest.warns(PlainVAEWarning):
+        ws.fit(X_small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlainVAEWarning)  # the second fit trains past the warm-up
+        ws.fit(X_small)
     assert len(ws.history_) == 4
-    assert [all(k in row for k in WSA_KEYS) for row in ws.history_] == [False, False, True, True]
+    assert [bool(np.isfinite(row["weight_ess"])) for row in ws.history_] == [False, False, True, True]
+
+
+@pytest.mark.parametrize("max_epochs, warmup", [(3, 3), (2, 5), (1, 50)])
+def test_fit_within_warmup_warns_and_history_has_nan_keys(X_small, max_epochs, warmup):
+    with pytest.warns(PlainVAEWarning, match="plain VAE"):
+        est = WSAVAE(max_epochs=max_epochs, warmup_epochs=warmup, **TINY).fit(X_small)
+    for key in WEIGHT_KEYS:  # used to raise KeyError
+        values = est.history_[:, key]
+        assert len(values) == max_epochs and all(math.isnan(v) for v in values)
+    for key in ("discriminator_loss", "discriminator_accuracy"):
+        assert np.isfinite(est.history_[:, key]).all()
+
+
+def test_no_warning_after_warmup(X_small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlainVAEWarning)
+        WSAVAE(max_epochs=2, warmup_epochs=1, **TINY).fit(X_small)
+        WSAVAE(max_epochs=0, warmup_epochs=1, **TINY).fit(X_small)  # an untrained model, not a VAE fit
 
 
 def test_history_statistics_are_consistent(fitted):
@@ -187,7 +283,7 @@ def test_weights_in_loss_come_from_discriminator(fitted, X_small, monkeypatch):
     WSAVAE(max_epochs=2, warmup_epochs=1, **TINY).fit(X_small)
     assert len(seen) == 4  # 200 rows / 50 per batch, one WSA epoch
     fakes, weights, recomputed = seen[0]
-    assert len(fakes) == 4 * 50  # n_augment=4 fakes per real row
+    assert len(fakes) == 50  # n_augment=1 fake per real row by default
     torch.testing.assert_close(weights, recomputed)
 
 
@@ -239,19 +335,57 @@ class RecordingDiscriminator(nn.Module):
         return self.linear(x).squeeze(-1)
 
 
-def test_discriminator_sees_equal_real_and_fresh_fake_counts(X_small):
-    est = WSAVAE(max_epochs=2, warmup_epochs=1, discriminator=RecordingDiscriminator(8),
+@pytest.mark.parametrize("n_augment", [1, 3])
+def test_discriminator_one_pass_per_batch_on_the_weighted_fakes(X_small, monkeypatch, n_augment):
+    """Algorithm 1: one draw of fakes per batch; they are weighted, train the VAE, then the discriminator."""
+    net_class = WSAVAE._net_class
+    weighted = []
+    original = net_class.wsa_loss
+
+    def spy(self, x, fakes, weights):
+        weighted.append((fakes.clone(), weights.clone()))
+        return original(self, x, fakes, weights)
+
+    monkeypatch.setattr(net_class, "wsa_loss", spy)
+    est = WSAVAE(max_epochs=2, warmup_epochs=1, discriminator=RecordingDiscriminator(8), n_augment=n_augment,
                  **{**TINY, "batch_size": 40}).fit(X_small)
     calls = est.net_.discriminator_.calls
-    training = [c for c in calls if c[0]]
-    weighting = [c for c in calls if not c[0]]
-    assert [c[1] for c in training] == [(80, 8)] * 5  # 40 real + 40 fresh fakes per batch
-    assert [c[1] for c in weighting] == [(160, 8)] * 5  # n_augment=4 fakes per real row
+    assert all(training for training, _, _ in calls)  # no separate evaluation pass for the weights
+    n = 40 * (1 + n_augment)
+    assert [c[1] for c in calls] == [(n, 8)] * 10  # 5 batches x 2 epochs, one forward pass each
     X_rows = {tuple(r) for r in X_small}
-    for _, _, x in training:
-        assert all(tuple(r) in X_rows for r in x[:40].double().numpy())  # the real half: training rows
-    # the fresh fakes are not the ones that were weighted for the VAE step
-    assert not torch.equal(training[0][2][40:], weighting[0][2][:40])
+    for _, _, x in calls:
+        assert all(tuple(r) in X_rows for r in x[:40].double().numpy())  # the real part: training rows
+    for (_, _, x), (fakes, weights) in zip(calls[5:], weighted):
+        torch.testing.assert_close(x[40:], fakes)  # the discriminator trains on the fakes that were weighted
+        assert weights.shape == (40 * n_augment,)
+
+
+def test_vae_sees_real_and_generated_rows_in_one_pass(fitted, X_small, monkeypatch):
+    net = fitted.net_
+    calls = []
+    encoder = net.module_.encoder
+    monkeypatch.setattr(encoder, "forward", lambda x, noise_std=0.0, _f=encoder.forward: calls.append(len(x))
+                        or _f(x, noise_std))
+    x = torch.as_tensor(X_small[:20], dtype=torch.float32)
+    fakes = net.draw_fakes(x, 2)
+    net.wsa_loss(x, fakes, torch.ones(40))
+    assert calls == [60]
+
+
+def test_stabilizers_reach_the_training_weights(X_small):
+    normalized = WSAVAE(max_epochs=3, warmup_epochs=1, self_normalize=True, **TINY).fit(X_small)
+    for row in normalized.history_[1:]:
+        assert row["weight_mean"] == pytest.approx(1.0, abs=1e-6)  # every batch's weights average to 1
+    flat = WSAVAE(max_epochs=3, warmup_epochs=1, weight_power=0.0, **TINY).fit(X_small)
+    for row in flat.history_[1:]:
+        assert row["weight_mean"] == row["weight_max"] == pytest.approx(1.0) and row["weight_ess"] == pytest.approx(1.0)
+    floored = WSAVAE(max_epochs=3, warmup_epochs=1, weight_floor=0.9, weight_clip=1.1, **TINY).fit(X_small)
+    for row in floored.history_[1:]:
+        assert 0.9 <= row["weight_mean"] <= row["weight_max"] <= 1.1 + 1e-6
+    net = floored.net_
+    logits = torch.tensor([-5.0, 0.0, 5.0])
+    torch.testing.assert_close(net.stabilized_weights(logits), torch.tensor([0.9, 1.0, 1.1]))
 
 
 def test_sample_with_weights(fitted):
@@ -297,6 +431,12 @@ def test_custom_discriminator_set_params_and_checkpoint(X_small, tmp_path):
     ({"weight_clip": 0.0}, ValueError, "weight_clip"),
     ({"weight_clip": "big"}, TypeError, "weight_clip"),
     ({"weight_reduction": "sum"}, ValueError, "weight_reduction"),
+    ({"weight_power": 1.5}, ValueError, "weight_power"),
+    ({"weight_power": -0.1}, ValueError, "weight_power"),
+    ({"weight_power": "half"}, TypeError, "weight_power"),
+    ({"weight_floor": -1.0}, ValueError, "weight_floor"),
+    ({"weight_floor": 2000.0}, ValueError, "weight_floor"),
+    ({"self_normalize": "yes"}, TypeError, "self_normalize"),
     ({"weighted": "yes"}, TypeError, "weighted"),
     ({"latent_source": "posterior"}, ValueError, "latent_source"),
     ({"discriminator": "mlp"}, TypeError, "discriminator"),
@@ -323,8 +463,9 @@ def test_parameters_follow_base_parameters():
     base = list(inspect.signature(BaseVAE.__init__).parameters)
     own = list(inspect.signature(WSAVAE.__init__).parameters)
     assert own[:len(base)] == base
-    assert {"n_augment", "warmup_epochs", "weight_clip", "weight_reduction", "weighted", "latent_source",
-            "discriminator", "discriminator_hidden_layer_sizes", "discriminator_lr", "augment"} <= set(own)
+    assert {"n_augment", "warmup_epochs", "weight_clip", "weight_power", "weight_floor", "self_normalize",
+            "weight_reduction", "weighted", "latent_source", "discriminator", "discriminator_hidden_layer_sizes",
+            "discriminator_lr", "augment"} <= set(own)
 
 
 def test_nltcs_fit_and_score(nltcs):
