@@ -13,7 +13,7 @@ from .rha import RHAVAE, ReverseHalfAsleep
 from .vae import VAEDensityEstimator
 from .wsa import WSAVAE, WeightedSelfAugmentation
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "VAEDensityEstimator",

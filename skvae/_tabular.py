@@ -214,3 +214,61 @@ class TableSchema:
 
     def column_names(self):
         return [c.name for c in self.columns]
+
+    def to_json(self):
+        """A JSON-ready description (for pickle-free model files); ValueError if a name or category is not
+        a str, int, float or bool."""
+        return {"from_frame": bool(self.from_frame),
+                "columns": [{"name": _json_scalar(c.name, "column name"), "kind": c.kind,
+                             "dtype": _dtype_to_json(c.dtype),
+                             "categories": None if c.categories is None else
+                             [_json_scalar(v, f"category of column {c.name!r}") for v in c.categories],
+                             "low": None if c.low is None else float(c.low),
+                             "high": None if c.high is None else float(c.high)} for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, spec):
+        """Inverse of :meth:`to_json`; ValueError for a malformed description."""
+        try:
+            columns = []
+            for c in spec["columns"]:
+                if c["kind"] not in KINDS:
+                    raise ValueError(f"unknown column kind {c['kind']!r}")
+                categories = None if c["categories"] is None else np.asarray(c["categories"], dtype=object)
+                columns.append(Column(c["name"], c["kind"], _dtype_from_json(c["dtype"]), categories=categories,
+                                      low=c["low"], high=c["high"]))
+            return cls(columns, bool(spec["from_frame"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"bad column schema: {exc!r}") from None
+
+
+def _json_scalar(value, what):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    raise ValueError(f"a {what} ({value!r}) is not a str, int, float or bool and cannot be saved")
+
+
+def _dtype_to_json(dtype):
+    if dtype is None:
+        return None
+    import pandas as pd
+
+    if isinstance(dtype, pd.CategoricalDtype):
+        return {"categories": [_json_scalar(v, "category") for v in dtype.categories],
+                "ordered": bool(dtype.ordered)}
+    return str(dtype)
+
+
+def _dtype_from_json(spec):
+    if spec is None:
+        return None
+    import pandas as pd
+
+    try:
+        if isinstance(spec, dict):
+            return pd.CategoricalDtype(spec["categories"], ordered=bool(spec["ordered"]))
+        return pd.api.types.pandas_dtype(spec)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"bad column dtype {spec!r}: {exc}") from None

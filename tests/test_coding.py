@@ -84,14 +84,6 @@ def test_round_trip_tiny_chunks_and_blocks(vae, data):
     _assert_identical(X, coder.decode(blob))
 
 
-def test_round_trip_with_optimal_inference_steps(vae, data):
-    X = data[1][:300]
-    coder = BitsBackCoder(vae, optimal_inference_steps=2, chunk_size=200).fit()
-    blob = coder.encode(X)
-    _assert_identical(X, coder.decode(blob))
-    assert blob != BitsBackCoder(vae, chunk_size=200).fit().encode(X)
-
-
 def test_round_trip_memmap_and_list(coder, data, tmp_path):
     X = data[1][:500]
     np.save(tmp_path / "x.npy", X)
@@ -178,7 +170,7 @@ def test_model_snapshot_is_frozen_at_fit(data):
 
 def test_clone_and_params(coder):
     params = coder.get_params(deep=False)
-    assert params["chunk_size"] == 700 and params["optimal_inference_steps"] == 0
+    assert params["chunk_size"] == 700 and params["latent_precision"] == 5
     assert clone(coder).get_params(deep=False)["block_size"] == 128
 
 
@@ -217,9 +209,8 @@ def test_bad_input_is_refused(coder, data):
         coder.encode(X[:, :5])
 
 
-@pytest.mark.parametrize("param, value", [("optimal_inference_steps", -1), ("latent_precision", 30),
-                                          ("chunk_size", 0), ("likelihood_precision", 40),
-                                          ("inference_lr", 0.0)])
+@pytest.mark.parametrize("param, value", [("latent_precision", 30), ("latent_precision", -1), ("chunk_size", 0),
+                                          ("likelihood_precision", 40), ("latent_clip", 0.5)])
 def test_bad_parameters_are_refused(vae, param, value):
     with pytest.raises(ValueError, match=param):
         BitsBackCoder(vae, **{param: value}).fit()

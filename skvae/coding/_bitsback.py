@@ -5,7 +5,7 @@ together (one network call, one ``constriction`` call per symbol type), which
 is the same as bits-back coding with the block as the unit "row":
 
 encode block b (b = 0, 1, ...):
-    1. posterior q(z|x) of each row (encoder, then ``K`` refinement steps);
+    1. posterior q(z|x) of each row (the encoder);
     2. pop z ~ q(z|x) from the stack (block 0: take the cell of the posterior
        mean instead, so a chunk needs no initial bits);
     3. push x under p(x|z) (decoder at the cell centres);
@@ -27,19 +27,17 @@ block pushed under the prior, growing by at least a tenth per block; a full
 block pops, in expectation, fewer bits than the block before it pushed under
 the prior, since the difference is the KL term of the ELBO.
 
-Both sides run the networks on identical batches, with one intra-op thread,
-which makes their float outputs identical.
+The networks are the fixed-point copies of :mod:`skvae.coding._fixed_point`
+and the entropy models those of :mod:`skvae.coding._entropy_models`, so both
+sides compute the same probabilities on any machine, with any BLAS and any
+number of threads; neither needs torch.
 """
 
 import math
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 import constriction
-
-from ..inference import refine_posterior
-from ..parallel import limit_torch_threads
 
 __all__ = ["ChunkCodec", "block_bounds"]
 
@@ -76,32 +74,26 @@ class ChunkCodec:
 
     Parameters
     ----------
-    module : VAEModule
-        A CPU copy of the fitted module in eval mode (not modified).
+    model : PortableModel
+        The fixed-point encoder and decoder.
     columns : ColumnModel
     grid : LatentGrid
-    n_steps : int
-        Posterior refinement steps (``optimal_inference_steps``).
-    lr : float
-        Step size of the refinement.
     block_size : int
         Largest number of rows per network call.
     """
 
-    def __init__(self, module, columns, grid, n_steps, lr, block_size):
-        self.module = module
+    def __init__(self, model, columns, grid, block_size):
+        self.model = model
         self.columns = columns
         self.grid = grid
-        self.n_steps = n_steps
-        self.lr = lr
         self.block_size = block_size
 
-    def _posterior(self, x):
-        mu, logvar = refine_posterior(self.module, self.columns.likelihood, x, self.n_steps, self.lr)
+    def _posterior(self, symbols):
+        mu, logvar = self.model.encode(self.columns.network_input(symbols))
         return self.grid.posterior_params(mu, logvar)
 
     def _decoder_output(self, cells):
-        return self.module.decoder(self.grid.values(cells, self.module.latent_dim))
+        return self.model.decode(cells, self.grid.precision)
 
     def encode(self, symbols):
         """Compress a chunk of int32 symbols (n, n_features).
@@ -114,42 +106,41 @@ class ChunkCodec:
             Sizes of the blocks between the first row and the full blocks.
         """
         grid, columns = self.grid, self.columns
-        prior, posterior = grid.prior_model(), grid.posterior_family()
+        prior = grid.prior_model()
         coder = constriction.stream.stack.AnsCoder()
         n_rows, ramp = len(symbols), []
         popped_bits = popped_rows = 0
-        with limit_torch_threads(1), torch.no_grad():
-            start, size, prior_bits = 0, 1, 0.0
-            while start < n_rows:
-                if start > 0:
-                    per_row = 1.1 * popped_bits / popped_rows + 1.0
-                    # pop about the prior codes just pushed (random-looking bits), grow at least
-                    # 10 % a block, and never pop more than the stack holds
-                    fits_stack = int((coder.num_valid_bits() - 64) // per_row)
-                    size = max(min(max(int(prior_bits // per_row), math.ceil(1.1 * size)), fits_stack), 1)
-                    if size >= self.block_size:
-                        break
-                    ramp.append(min(size, n_rows - start))
-                stop = start + (ramp[-1] if start > 0 else 1)
-                popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior, posterior)
-                popped_bits += popped
-                popped_rows += stop - start
-                start = stop
-            for begin, end in block_bounds(n_rows, self.block_size, ramp)[1 + len(ramp):]:
-                self._encode_block(coder, symbols[begin:end], False, prior, posterior)
+        start, size, prior_bits = 0, 1, 0.0
+        while start < n_rows:
+            if start > 0:
+                per_row = 1.1 * popped_bits / popped_rows + 1.0
+                # pop about the prior codes just pushed (random-looking bits), grow at least
+                # 10 % a block, and never pop more than the stack holds
+                fits_stack = int((coder.num_valid_bits() - 64) // per_row)
+                size = max(min(max(int(prior_bits // per_row), math.ceil(1.1 * size)), fits_stack), 1)
+                if size >= self.block_size:
+                    break
+                ramp.append(min(size, n_rows - start))
+            stop = start + (ramp[-1] if start > 0 else 1)
+            popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior)
+            popped_bits += popped
+            popped_rows += stop - start
+            start = stop
+        for begin, end in block_bounds(n_rows, self.block_size, ramp)[1 + len(ramp):]:
+            self._encode_block(coder, symbols[begin:end], False, prior)
         return coder.get_compressed(), ramp
 
-    def _encode_block(self, coder, block, first, prior, posterior):
+    def _encode_block(self, coder, block, first, prior):
         """Code one block; returns the bits popped (the entropy estimate for the first row)
         and the bits pushed under the prior."""
         grid, columns = self.grid, self.columns
-        mean, std = self._posterior(columns.network_input(block))
+        mean, std = self._posterior(block)
         if first:
             cells = grid.nearest(mean)
             popped = grid.posterior_entropy_bits(mean, std)
         else:
             before = coder.num_valid_bits()
-            cells = coder.decode(posterior, mean, std)
+            cells = grid.pop_posterior(coder, mean, std)
             popped = before - coder.num_valid_bits()
         columns.push(coder, block, self._decoder_output(cells))
         before = coder.num_valid_bits()
@@ -159,31 +150,30 @@ class ChunkCodec:
     def decode(self, words, n_rows, ramp):
         """Inverse of :meth:`encode`; raises ValueError when the stream is inconsistent."""
         grid, columns = self.grid, self.columns
-        prior, posterior = grid.prior_model(), grid.posterior_family()
-        latent_dim = self.module.latent_dim
+        prior = grid.prior_model()
+        latent_dim = self.model.latent_dim
         bounds = block_bounds(n_rows, self.block_size, ramp)
         try:
             coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
         except Exception as exc:  # constriction rejects some malformed streams itself
             raise ValueError(f"corrupted chunk: {exc}") from None
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
-        with limit_torch_threads(1), torch.no_grad(), _constriction_errors_as_value_errors():
+        with _constriction_errors_as_value_errors():
             for start, stop in reversed(bounds):
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
                 block = columns.pop(coder, self._decoder_output(cells))
                 out[start:stop] = block
-                mean, std = self._posterior(columns.network_input(block))
+                mean, std = self._posterior(block)
                 if start == 0:
                     if not np.array_equal(cells, grid.nearest(mean)):
                         raise ValueError("corrupted chunk: the first row does not decode consistently")
                 else:
-                    coder.encode_reverse(cells, posterior, mean, std)
+                    grid.push_posterior(coder, cells, mean, std)
         if not coder.is_empty():
             raise ValueError("corrupted chunk: bits are left over after decoding")
         return out
 
     def first_row_overhead_bits(self, symbols):
         """Bits the first row of a chunk does not get back: entropy of its discretized q(z|x)."""
-        with limit_torch_threads(1), torch.no_grad():
-            mean, std = self._posterior(self.columns.network_input(symbols[:1]))
+        mean, std = self._posterior(symbols[:1])
         return self.grid.posterior_entropy_bits(mean, std)

@@ -5,8 +5,13 @@ sets ``func``, a callable taking the parsed arguments and returning the exit
 status (0, or 1 after printing a one-line error for bad input). The ``skvae``
 command (:mod:`skvae.cli`) hosts them::
 
-    skvae compress model.joblib data.npy data.bb
-    skvae decompress model.joblib data.bb back.npy
+    skvae export-model model.joblib model.npz    # once, where the model was fitted
+    skvae compress model.npz data.npy data.bb
+    skvae decompress model.npz data.bb back.npy  # on any machine
+
+A model given as a portable ``.npz`` file (:meth:`BitsBackCoder.save`) is
+read without executing anything from it; a joblib file is a pickle, which runs
+code when loaded, so it is accepted only as a trusted local file.
 """
 
 import functools
@@ -18,8 +23,9 @@ import numpy as np
 
 __all__ = ["add_subcommands"]
 
-_MODEL_HELP = ("joblib file holding a fitted skvae estimator or a fitted BitsBackCoder (saved with joblib.dump). "
-               "Model files are pickles: only load files you trust. The compressed files themselves hold no pickle.")
+_MODEL_HELP = ("portable model file written by BitsBackCoder.save or 'skvae export-model' (.npz, no pickle: safe to "
+               "load from anyone), or a joblib file holding a fitted skvae estimator or BitsBackCoder (a pickle, which "
+               "executes code when loaded: only use your own files)")
 
 
 def add_subcommands(subparsers):
@@ -32,8 +38,6 @@ def add_subcommands(subparsers):
     p.add_argument("input", help=".npy file (read as a memmap, chunk by chunk) or comma-separated text")
     p.add_argument("output", help="compressed file to write")
     p.add_argument("--dtype", default="uint8", help="dtype of text input (default: uint8); .npy keeps its own")
-    p.add_argument("--optimal-inference-steps", type=int, default=None, metavar="K",
-                   help="posterior refinement steps per row (default: the coder's, 0 for an estimator)")
     p.add_argument("--chunk-size", type=int, default=None, help="rows per independent chunk")
     p.add_argument("--n-jobs", type=int, default=None, help="chunks coded in parallel (output is identical)")
     p.set_defaults(func=functools.partial(_guarded, _compress, "compress"))
@@ -48,19 +52,42 @@ def add_subcommands(subparsers):
     p.add_argument("--n-jobs", type=int, default=None, help="chunks decoded in parallel")
     p.set_defaults(func=functools.partial(_guarded, _decompress, "decompress"))
 
+    p = subparsers.add_parser(
+        "export-model", help="write the portable, pickle-free model file of a joblib model",
+        description="Read a fitted skvae estimator or BitsBackCoder from a joblib file (a pickle: only your own "
+                    "files) and write the portable model file that compress and decompress read on any machine.")
+    p.add_argument("model", help="joblib file holding a fitted skvae estimator or BitsBackCoder")
+    p.add_argument("output", help="model file to write (.npz)")
+    p.set_defaults(func=functools.partial(_guarded, _export_model, "export-model"))
+
+
+def _is_model_file(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"  # a zip archive: the .npz model file
+
 
 def _load_coder(path, **params):
-    import joblib
-
     from ._coder import BitsBackCoder
 
-    obj = joblib.load(path)
     params = {k: v for k, v in params.items() if v is not None}
+    if _is_model_file(path):
+        return BitsBackCoder.load(path).set_params(**params)
+    import joblib
+
+    obj = joblib.load(path)
     if isinstance(obj, BitsBackCoder):
-        if not hasattr(obj, "module_"):
+        if not hasattr(obj, "model_"):
             raise ValueError(f"{path} holds an unfitted BitsBackCoder")
         return obj.set_params(**params)
     return BitsBackCoder(obj, **params).fit()
+
+
+def _export_model(args):
+    if _is_model_file(args.model):
+        raise ValueError(f"{args.model} is already a portable model file")
+    _load_coder(args.model).save(args.output)
+    print(f"{args.model} -> {args.output}")
+    return 0
 
 
 def _read_input(path, dtype):
@@ -70,8 +97,7 @@ def _read_input(path, dtype):
 
 
 def _compress(args):
-    coder = _load_coder(args.model, optimal_inference_steps=args.optimal_inference_steps,
-                        chunk_size=args.chunk_size, n_jobs=args.n_jobs)
+    coder = _load_coder(args.model, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
     X = _read_input(args.input, args.dtype)
     with _output(args.output, "wb") as f:
         coder._write(X, f)

@@ -4,13 +4,18 @@ Bits-back coding with ANS (Townsend, Bird & Barber, ICLR 2019), using the
 ``constriction`` ANS stack. The latent space is discretized on a uniform grid
 of cells of width ``2**-latent_precision`` on ``[-latent_clip, latent_clip]``
 (the two end cells absorb the tails): the prior N(0, I) becomes a categorical
-distribution over the cells, and the posterior q(z|x) a Gaussian quantized
-to the same cells (``constriction``'s ``QuantizedGaussian``). Per row the
-encoder pops z from q(z|x), pushes x under p(x|z) evaluated at the cell
-centre, then pushes z under the prior; the expected net cost is the
-discretized negative ELBO, which tends to the model's negative ELBO as the
-cells shrink. See :mod:`skvae.coding._bitsback` for the block-wise algorithm
-and :mod:`skvae.coding._container` for the file format.
+distribution over the cells, and the posterior q(z|x) a Gaussian binned at
+the same cells. Per row the encoder pops z from q(z|x), pushes x under p(x|z)
+evaluated at the cell centre, then pushes z under the prior; the expected net
+cost is the discretized negative ELBO of the coder's model, which tends to
+the fitted model's negative ELBO as the cells shrink.
+
+The coder's model is a fixed-point copy of the fitted networks
+(:mod:`skvae.coding._fixed_point`) with exact probability functions
+(:mod:`skvae.coding._exact`): files decode bit for bit on any machine. See
+:mod:`skvae.coding._bitsback` for the block-wise algorithm,
+:mod:`skvae.coding._container` for the file format and
+:mod:`skvae.coding._model_file` for the portable model file.
 """
 
 import bz2
@@ -39,31 +44,16 @@ from ..parallel import limit_torch_threads
 from ._bitsback import ChunkCodec
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
+from ._fixed_point import ARITHMETIC_VERSION, PortableModel
+from ._model_file import read_model_file, write_model_file
 
-__all__ = ["BitsBackCoder", "model_fingerprint"]
+__all__ = ["BitsBackCoder"]
 
-_PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision",
-                "optimal_inference_steps", "inference_lr")
+_PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
 
 
 def _constriction_version():
     return _dist_version("constriction")
-
-
-def model_fingerprint(module, likelihood):
-    """SHA-256 (hex) of a module's architecture, weights and likelihood.
-
-    Weights enter as little-endian bytes in ``state_dict`` order, so the
-    fingerprint is the same on every platform for the same model.
-    """
-    h = hashlib.sha256(b"skvae-bitsback-model\0")
-    h.update(f"{type(module).__module__}.{type(module).__qualname__}\0{likelihood!r}\0".encode())
-    for name, tensor in module.state_dict().items():
-        array = tensor.detach().cpu().contiguous().numpy()
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        h.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        h.update(array.tobytes())
-    return h.hexdigest()
 
 
 class BitsBackCoder(TransformerMixin, BaseEstimator):
@@ -72,7 +62,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     The coder turns a fitted skvae density estimator into a compressor whose
     rate approaches the model's negative ELBO (in bits) per row, plus a
     one-time overhead of a few hundred bits per chunk. Decoding returns an
-    array equal to the input in values, dtype and shape.
+    array equal to the input in values, dtype and shape, on any machine: the
+    coder runs a fixed-point copy of the fitted networks in exact arithmetic.
 
     Parameters
     ----------
@@ -84,22 +75,16 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         :meth:`fit` trains a clone of it on ``X``. (``clone`` of the coder,
         e.g. inside ``GridSearchCV``, clones the estimator too, which is then
         refitted.)
-    optimal_inference_steps : int, default=0
-        K: refine each row's posterior by K gradient steps on its ELBO
-        before coding (:func:`skvae.inference.refine_posterior`); the decoder
-        repeats the same steps on the recovered row. Lowers the rate, costs
-        about K decoder forward/backward passes per row on both sides.
-    inference_lr : float, default=0.05
-        Step size of the refinement.
     latent_precision : int, default=5
         Latent cells are ``2**-latent_precision`` prior standard deviations
         wide. Finer cells approach the continuous ELBO more closely and raise
         the one-time overhead by about ``latent_dim`` bits per step.
     latent_clip : float, default=6.0
-        Half-width of the latent grid in prior standard deviations.
+        Half-width of the latent grid in prior standard deviations (rounded
+        up so that the cells split into equal groups).
     likelihood_precision : int, default=16
         Bernoulli probabilities are rounded to multiples of
-        ``2**-likelihood_precision`` (in float64) before coding.
+        ``2**-likelihood_precision`` before coding.
     chunk_size : int, default=10000
         Rows per independently decodable chunk (one ANS stream each).
     block_size : int, default=1024
@@ -119,21 +104,29 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     ----------
     estimator_ : skvae estimator
         The fitted estimator (the given one when it was already fitted).
+        Absent on a coder made by :meth:`load`.
+    model_ : PortableModel
+        The fixed-point encoder and decoder used for coding, taken at ``fit``
+        (later training of ``estimator_`` does not change the code).
     module_ : torch.nn.Module
-        Frozen CPU copy of the estimator's module taken at ``fit``; coding
-        uses it, so later training of ``estimator_`` does not change the code.
+        Frozen CPU copy of the float networks, used by :meth:`report` for the
+        model's -ELBO. Absent on a coder made by :meth:`load`.
     fingerprint_ : str
-        SHA-256 of ``module_``'s weights and the likelihood; stored in every
-        file and checked when decoding.
+        SHA-256 of ``model_``; stored in every file and checked when decoding.
+    schema_ : TableSchema or None
+        The column schema of a table (DataFrame or mixed-type input).
     n_features_in_ : int
 
     Notes
     -----
-    Determinism: the networks are run on one torch thread on identical row
-    blocks when encoding and decoding, and every probability handed to the
-    entropy coder is rounded in float64, so decoding reproduces the encoder's
-    models exactly on the same platform and library versions. A SHA-256 of
-    the original array is verified after decoding: a mismatch raises
+    Portability: every probability handed to the entropy coder comes from
+    integer arithmetic that is exact in float64 and from tables computed from
+    integers, so a file decodes to the same array whatever the CPU, BLAS
+    library, thread count or torch build. It needs the same skvae format and
+    arithmetic versions and the same ``constriction`` minor version (both
+    checked). :meth:`save` writes the model as a pickle-free ``.npz`` file;
+    :meth:`load` reads it without executing anything from the file. A SHA-256
+    of the original array is verified after decoding: a mismatch raises
     ``ValueError`` instead of returning a wrong array. Binary, categorical
     and integer columns are coded as they are; real-valued columns need a
     ``quantization`` grid. An estimator fitted on a DataFrame with
@@ -154,12 +147,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     (True, dtype('uint8'))
     """
 
-    def __init__(self, estimator=None, optimal_inference_steps=0, inference_lr=0.05, latent_precision=5,
-                 latent_clip=6.0, likelihood_precision=16, chunk_size=10_000, block_size=1024, n_jobs=None,
-                 quantization=None):
+    def __init__(self, estimator=None, latent_precision=5, latent_clip=6.0, likelihood_precision=16,
+                 chunk_size=10_000, block_size=1024, n_jobs=None, quantization=None):
         self.estimator = estimator
-        self.optimal_inference_steps = optimal_inference_steps
-        self.inference_lr = inference_lr
         self.latent_precision = latent_precision
         self.latent_clip = latent_clip
         self.likelihood_precision = likelihood_precision
@@ -176,7 +166,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), optional
-            Training rows (0/1). May be None when ``estimator`` is fitted.
+            Training rows. May be None when ``estimator`` is fitted.
         y : None
             Ignored.
 
@@ -209,33 +199,109 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                 column_model_for(get_likelihood(estimator.likelihood), 0, self.likelihood_precision)
             self.estimator_ = clone(estimator).fit(X)
         _check_skvae(self.estimator_)
-        net = self.estimator_.net_
         likelihood = self.estimator_.likelihood_
         n_features = int(self.estimator_.n_features_in_)
         if self.quantization is None:  # refuses unsupported likelihoods, and real columns without a grid
             column_model_for(likelihood, n_features, self.likelihood_precision)
-        module = copy.deepcopy(net.module_).to("cpu").eval()
+        module = copy.deepcopy(self.estimator_.net_.module_).to("cpu").eval()
         for p in module.parameters():
             p.requires_grad_(False)
         self.module_ = module
+        self.model_ = PortableModel.from_module(module, likelihood, n_features)
         self.n_features_in_ = n_features
-        self.fingerprint_ = model_fingerprint(module, likelihood)
+        self.schema_ = copy.deepcopy(getattr(self.estimator_, "schema_", None))
+        if hasattr(self.estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.estimator_.feature_names_in_
+        self.fingerprint_ = self.model_.fingerprint()
         return self
+
+    # -- the portable model file ----------------------------------------------------
+
+    def save(self, path):
+        """Write the coding model to a pickle-free file (``.npz``: integer arrays and JSON).
+
+        The file holds the fixed-point networks, the likelihood, the column
+        schema and the coding parameters, everything :meth:`load` needs to
+        encode and decode; see :mod:`skvae.coding._model_file` for the
+        format. It is written to a temporary file first and renamed, so an
+        existing file at ``path`` survives any failure.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        self : BitsBackCoder
+        """
+        check_is_fitted(self, "model_")
+        names = getattr(self, "feature_names_in_", None)
+        write_model_file(path, self.model_, self._coding_params(), self.quantization,
+                         None if self.schema_ is None else self.schema_.to_json(),
+                         None if names is None else [str(n) for n in names])
+        return self
+
+    @classmethod
+    def load(cls, path):
+        """A fitted coder from a file written by :meth:`save`; nothing in the file is executed.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        BitsBackCoder
+            With ``model_``, ``fingerprint_``, ``schema_`` and
+            ``n_features_in_``; ``estimator`` is None (the float model is not
+            in the file, so :meth:`report` gives no -ELBO).
+
+        Raises
+        ------
+        ValueError
+            If the file is not a skvae model file, is truncated or damaged,
+            has another version, or holds arrays of the wrong shapes.
+        """
+        from .._tabular import TableSchema
+
+        model, params, quantization, schema, names = read_model_file(path)
+        try:
+            if sorted(params) != sorted(_PARAM_NAMES):
+                raise ValueError(f"parameters {sorted(params)}, expected {sorted(_PARAM_NAMES)}")
+            params = _validated_params(params)
+            schema = None if schema is None else TableSchema.from_json(schema)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is a damaged skvae model file: {exc}") from None
+        coder = cls(quantization=quantization, **params)
+        coder.model_ = model
+        coder.n_features_in_ = model.n_features
+        coder.schema_ = schema
+        if names is not None:
+            coder.feature_names_in_ = np.asarray(names, dtype=object)
+        coder.fingerprint_ = model.fingerprint()
+        return coder
+
+    # -- helpers ------------------------------------------------------------------
 
     def _coding_params(self):
         """The validated coding parameters as a JSON-ready dict."""
         return _validated_params({name: getattr(self, name) for name in _PARAM_NAMES})
 
     def _codec(self, params, grid=None):
-        columns = column_model_for(self.estimator_.likelihood_, self.n_features_in_,
+        columns = column_model_for(self.model_.likelihood, self.n_features_in_,
                                    params["likelihood_precision"], grid)
         grid = LatentGrid(params["latent_precision"], params["latent_clip"])
-        return ChunkCodec(self.module_, columns, grid, params["optimal_inference_steps"],
-                          params["inference_lr"], params["block_size"])
+        return ChunkCodec(self.model_, columns, grid, params["block_size"])
 
     def _file_fingerprint(self, params, columns):
         blob = json.dumps([self.fingerprint_, params, columns], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # 128 bits identify a model well enough
+
+    def _column_names(self):
+        if self.schema_ is not None:
+            return self.schema_.column_names()
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else list(names)
 
     # -- input checks -----------------------------------------------------------
 
@@ -251,10 +317,13 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         return X
 
     def _checked_array(self, X):
-        check_is_fitted(self, "module_")
-        if hasattr(self.estimator_, "schema_"):
+        check_is_fitted(self, "model_")
+        if self.schema_ is not None:
             # A mixed-type table: code its integer codes; decode maps them back.
-            codes = self.estimator_._validate_X(X, reset=False)[0]
+            names = self.schema_.column_names()
+            if hasattr(X, "columns") and list(X.columns) != names:
+                raise ValueError(f"X has the columns {list(X.columns)}, the coder was fitted on {names}")
+            codes = self.schema_.encode(X)
             if self._real_columns():
                 return codes  # real-valued columns keep float64
             low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
@@ -266,7 +335,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _real_columns(self):
         """Indices of the columns modelled by a Gaussian (real-valued)."""
-        likelihood = self.estimator_.likelihood_
+        likelihood = self.model_.likelihood
         if likelihood.name == "gaussian":
             return list(range(self.n_features_in_))
         return [c for part, cols in getattr(likelihood, "parts", ()) if part.name == "gaussian" for c in cols]
@@ -276,7 +345,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         columns = self._real_columns()
         if not columns or self.quantization is None:
             return None
-        names = list(getattr(self.estimator_, "feature_names_in_", range(self.n_features_in_)))
+        names = self._column_names() or list(range(self.n_features_in_))
         grid = {}
         for j in columns:
             if isinstance(self.quantization, dict):
@@ -303,8 +372,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         n_chunks = -(-n_rows // params["chunk_size"])
         header = {
             "format": "skvae-bitsback",
+            "arithmetic": ARITHMETIC_VERSION,
             "constriction_version": _constriction_version(),
-            "torch_version": torch.__version__,
             "fingerprint": self._file_fingerprint(params, columns.schema()),
             "dtype": X.dtype.str,
             "shape": [int(n_rows), int(X.shape[1])],
@@ -316,11 +385,12 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         write_preamble(stream, header)
         digest = hashlib.sha256()
         crcs = []
+        names = self._column_names()
 
         def tasks():
             for start in range(0, n_rows, params["chunk_size"]):
                 rows = np.ascontiguousarray(X[start:start + params["chunk_size"]])
-                columns.check(rows, column_names=getattr(self.estimator_, "feature_names_in_", None))
+                columns.check(rows, column_names=names)
                 symbols = columns.symbols(rows)
                 raw = memoryview(rows).cast("B")
                 crc = zlib.crc32(raw)
@@ -361,9 +431,12 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _read_header(self, header):
         """Check that this coder can decode a file; return (codec, dtype, shape)."""
-        check_is_fitted(self, "module_")
+        check_is_fitted(self, "model_")
         if header.get("format") != "skvae-bitsback":
             raise ValueError("not a skvae bits-back file (unknown format name)")
+        if header.get("arithmetic") != ARITHMETIC_VERSION:
+            raise ValueError(f"the file uses coder arithmetic version {header.get('arithmetic')!r}; this skvae "
+                             f"decodes version {ARITHMETIC_VERSION} only")
         file_cv, our_cv = str(header.get("constriction_version")), _constriction_version()
         if file_cv.split(".")[:2] != our_cv.split(".")[:2]:
             raise ValueError(f"the data were written with constriction {file_cv}, which is not "
@@ -416,7 +489,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             raw = memoryview(rows).cast("B")
             if zlib.crc32(raw) != chunk.rows_crc:
                 raise ValueError(f"decoding failed: chunk {index} does not match its checksum "
-                                 "(corrupted data or a different platform / library version)")
+                                 "(corrupted data)")
             digest.update(raw)
             out[start:start + chunk.n_rows] = rows
             start += chunk.n_rows
@@ -441,13 +514,14 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         ------
         ValueError
             If the data are truncated or corrupted, were written by a
-            different model, or fail the checksum after decoding.
+            different model or another format or arithmetic version, or fail
+            the checksum after decoding.
         """
         return self._to_output(self._read(data))
 
     def _to_output(self, codes):
         """Decoded codes in the caller's form: a table's original columns, else the array."""
-        return self.estimator_.schema_.decode(codes) if hasattr(self.estimator_, "schema_") else codes
+        return self.schema_.decode(codes) if self.schema_ is not None else codes
 
     # -- transformer API ------------------------------------------------------------
 
@@ -492,8 +566,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             ``payload_bits`` (the ANS streams), ``container_bits`` (header,
             chunk records and trailer); ``bits_per_row`` and ``bits_per_dim``
             of the whole file; ``negative_elbo_bits`` (sum over rows of the
-            model's -ELBO in bits with the amortized posterior, a Monte-Carlo
-            mean over 16 independent draws per row),
+            float model's -ELBO in bits with the amortized posterior, a
+            Monte-Carlo mean over 16 independent draws per row; NaN for a
+            coder made by :meth:`load`, which holds no float model),
             ``overhead_bits`` (estimated one-time cost: the entropy of the
             discretized posterior of each chunk's first row, which gets no
             bits back); ``gzip_bits``, ``bz2_bits`` and ``xz_bits`` of the
@@ -509,7 +584,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         for start in range(0, X.shape[0], self.chunk_size):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))
             overhead += codec.first_row_overhead_bits(first)
-        neg_elbo_bits = self._negative_elbo_bits(X)
+        neg_elbo_bits = self._negative_elbo_bits(X) if hasattr(self, "module_") else math.nan
         # Generic compressors get the bit-packed array (0/1 data) or the raw integer layout.
         binary = np.isin(X, (0, 1)).all()
         packed = np.packbits(np.asarray(X, dtype=np.uint8).ravel()).tobytes() if binary else \
@@ -525,7 +600,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         )
 
     def _negative_elbo_bits(self, X, n_draws=16, batch_rows=4096):
-        """Sum over rows of -ELBO in bits, averaged over ``n_draws`` independent draws per row.
+        """Sum over rows of the float model's -ELBO in bits, averaged over ``n_draws`` independent draws per row.
 
         The estimator's ``elbo_components`` draws its noise from each row's
         values, so duplicated rows share one draw; on data with many
@@ -551,8 +626,6 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
 def _validated_params(params):
     """Check the coding parameters (from the constructor or a file header)."""
-    _check_int(params["optimal_inference_steps"], "optimal_inference_steps", 0)
-    _check_real(params["inference_lr"], "inference_lr", low=0.0, low_open=True)
     _check_int(params["latent_precision"], "latent_precision", 0)
     if params["latent_precision"] > 12:
         raise ValueError(f"latent_precision must be <= 12, got {params['latent_precision']}")
@@ -566,9 +639,7 @@ def _validated_params(params):
         raise ValueError("chunk_size must be < 2**31")
     return {"chunk_size": int(params["chunk_size"]), "block_size": int(params["block_size"]),
             "latent_precision": int(params["latent_precision"]), "latent_clip": float(params["latent_clip"]),
-            "likelihood_precision": int(params["likelihood_precision"]),
-            "optimal_inference_steps": int(params["optimal_inference_steps"]),
-            "inference_lr": float(params["inference_lr"])}
+            "likelihood_precision": int(params["likelihood_precision"])}
 
 
 def _check_skvae(estimator):

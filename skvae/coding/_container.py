@@ -6,9 +6,10 @@ Layout, all integers little-endian::
     version      uint16    FORMAT_VERSION
     header_len   uint32
     header       header_len bytes of UTF-8 JSON (sorted keys): format name,
-                 constriction and torch versions, fingerprint of model and
-                 coder parameters, dtype, shape,
-                 column schema, coder parameters, number of chunks
+                 arithmetic version (see skvae.coding._fixed_point),
+                 constriction version, fingerprint of model and coder
+                 parameters, dtype, shape, column schema, coder parameters,
+                 quantization grid, number of chunks
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
         n_rows       uint32    rows in this chunk
@@ -38,7 +39,7 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "write_preamble", "write_chunk", "write_tr
 
 MAGIC = b"SKVAEBB\x00"
 TRAILER = b"SKVAEEND"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: skvae <= 0.1, floating-point networks (decodes only where it was written)
 _PREFIX = struct.Struct("<8sHI")
 _RECORD = struct.Struct("<IIIII")
 _U32 = struct.Struct("<I")
@@ -132,6 +133,10 @@ def parse(data):
     if size < _PREFIX.size or bytes(view[:8]) != MAGIC:
         raise ValueError("not a skvae bits-back file (bad magic bytes)")
     _, version, header_len = _PREFIX.unpack_from(view, 0)
+    if version == 1:
+        raise ValueError("this file has bits-back format version 1, written by an older skvae whose "
+                         "floating-point coder decodes only on the machine that wrote it; this skvae "
+                         f"reads version {FORMAT_VERSION}: decode it with the skvae and machine that wrote it")
     if version != FORMAT_VERSION:
         raise ValueError(f"unsupported bits-back format version {version} (this skvae reads {FORMAT_VERSION})")
     pos = _PREFIX.size

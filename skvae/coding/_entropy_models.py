@@ -1,22 +1,24 @@
-"""Entropy models for the bits-back coder, built from skvae's own objects.
+"""Entropy models for the bits-back coder, in platform-independent arithmetic.
 
 Two kinds of symbols are coded:
 
 * the latent vector z, discretized on a fixed uniform grid
   (:class:`LatentGrid`): the prior p(z) = N(0, I) becomes a categorical
-  distribution over the grid cells and the posterior q(z|x) a Gaussian
-  quantized to the same cells;
+  distribution over the grid cells and the posterior q(z|x) a Gaussian binned
+  at the same cells (:class:`BinnedDistribution`);
 * the data columns, coded under p(x|z) through an adapter per likelihood
   (:class:`BernoulliColumns` for 0/1 columns, :class:`CategoricalColumns`,
   :class:`IntegerColumns`, :class:`QuantizedGaussianColumns` for real values
-  on a grid, :class:`MixedColumns` for tables). Adapters take the decoder's
-  output and turn it into ``constriction`` model parameters by calling the
-  fitted likelihood object itself, so the coder and the training objective
-  share one observation model.
+  on a grid, :class:`MixedColumns` for tables).
 
-Every parameter handed to ``constriction`` is computed in float64 and rounded
-to a dyadic grid, so that encoder and decoder feed it bit-identical numbers
-whenever the network outputs are identical.
+Adapters receive the decoder's output from the fixed-point networks of
+:mod:`skvae.coding._fixed_point` (the same float64 bits on every machine) and
+turn it into probabilities with the exact functions of
+:mod:`skvae.coding._exact` (``+ - * /`` and tables only), so every number
+handed to ``constriction`` is the same on every platform. ``constriction``
+receives only ``Bernoulli`` probabilities and ``Categorical`` tables, whose
+conversion to its fixed-point integers uses IEEE arithmetic alone; its
+``Quantized*`` families evaluate libm functions and are not used.
 
 New column types plug in by subclassing :class:`ColumnModel` and
 registering it with :func:`register_column_model`.
@@ -26,20 +28,98 @@ import math
 
 import constriction
 import numpy as np
-import torch
-from scipy.special import ndtr
 
 from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
+from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp
 
-__all__ = ["LatentGrid", "ColumnModel", "BernoulliColumns", "column_model_for", "register_column_model"]
+__all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns", "column_model_for",
+           "register_column_model"]
 
-_PARAM_BITS = 30  # model parameters are rounded to multiples of 2**-30 (in grid units)
+_FLOOR = 2.0 ** -60  # added to every table entry: a row of zeros (far tails) stays normalizable
 
 
-def _round_dyadic(values, bits):
-    """Round float64 values to multiples of 2**-bits (exact in float64)."""
-    scale = float(2 ** bits)
-    return np.rint(values * scale) / scale
+def _categorical():
+    # constriction model objects are not picklable: build them on demand
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def _corrupted():
+    return ValueError("corrupted chunk: a decoded symbol is outside its range")
+
+
+class BinnedDistribution:
+    """Integer symbols ``0 .. n_bins - 1`` under a continuous law binned at the integers.
+
+    Bin ``k`` holds the mass of ``[k - 1/2, k + 1/2]`` of the law with location
+    ``mean`` and scale ``std`` (both in bin units, one per symbol); the two
+    end bins also hold the tails. A symbol is coded in two stages, its group
+    of ``group`` consecutive bins and then its bin within the group, so each
+    symbol needs about ``2 sqrt(n_bins)`` CDF values instead of ``n_bins``.
+
+    Parameters
+    ----------
+    n_bins : int
+    cdf : CDFLookup
+        The standard law's CDF (:data:`~skvae.coding._exact.NORMAL` or
+        :data:`~skvae.coding._exact.LOGISTIC`).
+    group : int, optional
+        Bins per group; default about ``sqrt(n_bins)``. When it does not
+        divide ``n_bins`` the last group is padded with empty bins, which
+        are never pushed; a popped one means a corrupted stream.
+    """
+
+    def __init__(self, n_bins, cdf, group=None):
+        self.n_bins = int(n_bins)
+        self.cdf = cdf
+        self.group = int(group) if group else max(1, math.isqrt(self.n_bins))
+        self.n_groups = -(-self.n_bins // self.group)
+
+    def _mass(self, edges, mean, std):
+        """Bin masses between increasing ``edges`` ((m + 1,) or (n, m + 1)) -> (n, m); the tails fold
+        into the end bins."""
+        cdf = self.cdf(edges, mean, std)
+        top = self.n_bins - 0.5
+        if edges.ndim == 1:
+            cdf[:, edges <= -0.5] = 0.0
+            cdf[:, edges >= top] = 1.0
+        else:  # only a row's first edge can be the bottom one, and only rows that reach the top fold there
+            cdf[edges[:, 0] <= -0.5, 0] = 0.0
+            rows = edges[:, -1] >= top
+            cdf[rows] = np.where(edges[rows] >= top, 1.0, cdf[rows])
+        return np.diff(cdf, axis=1) + _FLOOR
+
+    def _group_table(self, mean, std):
+        edges = np.arange(self.n_groups + 1, dtype=np.float64) * self.group - 0.5
+        return self._mass(edges, mean, std)
+
+    def _bin_table(self, groups, mean, std):
+        edges = (groups * self.group)[:, None] + np.arange(self.group + 1, dtype=np.float64)[None, :] - 0.5
+        return self._mass(edges, mean, std)
+
+    def push(self, coder, symbols, mean, std):
+        """Encode int symbols (1-D) so that :meth:`pop` returns them."""
+        if self.n_bins == 1:
+            return
+        groups = symbols // self.group
+        offsets = (symbols - groups * self.group).astype(np.int32)
+        if self.group > 1:
+            coder.encode_reverse(offsets, _categorical(), self._bin_table(groups, mean, std))
+        if self.n_groups > 1:
+            coder.encode_reverse(groups.astype(np.int32), _categorical(), self._group_table(mean, std))
+
+    def pop(self, coder, mean, std):
+        """Decode one symbol per entry of ``mean`` (int64, 1-D)."""
+        if self.n_bins == 1:
+            return np.zeros(len(mean), dtype=np.int64)
+        groups = np.zeros(len(mean), dtype=np.int64)
+        if self.n_groups > 1:
+            groups = coder.decode(_categorical(), self._group_table(mean, std)).astype(np.int64)
+        symbols = groups * self.group
+        if self.group > 1:
+            symbols = symbols + coder.decode(_categorical(), self._bin_table(groups, mean, std))
+        if symbols.max(initial=0) >= self.n_bins:
+            raise _corrupted()
+        return symbols
 
 
 class LatentGrid:
@@ -47,8 +127,11 @@ class LatentGrid:
 
     Cell ``k`` (an integer in ``[-n_half, n_half]``) is the interval
     ``[(k - 1/2) step, (k + 1/2) step]`` with ``step = 2**-precision``; the two
-    end cells also hold the prior's tails beyond ``±clip``. The coder
-    evaluates the decoder at the cell centres ``k * step``.
+    end cells also hold the prior's tails. ``n_half`` is the smallest value
+    with ``n_half * step >= clip`` for which the cells split into an odd number
+    of equal groups (the posterior is coded group, then cell, and a popped cell
+    must always exist). The coder evaluates the decoder at the cell centres
+    ``k * step``.
 
     Parameters
     ----------
@@ -59,40 +142,42 @@ class LatentGrid:
     """
 
     def __init__(self, precision, clip):
-        self.step = 2.0 ** -precision
-        self.n_half = int(math.ceil(clip / self.step))
-        edges = (np.arange(-self.n_half, self.n_half + 2, dtype=np.float64) - 0.5) * self.step
-        edges[0], edges[-1] = -np.inf, np.inf
-        # 2**-40 resolution: far below constriction's 24-bit precision, far above ulp noise.
-        self.prior_probs = _round_dyadic(np.diff(ndtr(edges)), 40)
+        self.precision = int(precision)
+        self.step = 2.0 ** -self.precision
+        needed = 2 * int(math.ceil(clip / self.step)) + 1
+        group = 2 * int(round(math.sqrt(needed) / 2)) + 1
+        n_groups = -(-needed // group)
+        n_groups += 1 - n_groups % 2
+        self.n_half = (n_groups * group - 1) // 2
+        self.posterior = BinnedDistribution(self.n_cells, NORMAL, group)
+        self.prior_probs = self._prior_probs()
+
+    def _prior_probs(self):
+        edges = np.arange(self.n_cells + 1, dtype=np.float64) - 0.5
+        return self.posterior._mass(edges, np.full(1, float(self.n_half)), np.full(1, 1.0 / self.step))[0]
 
     @property
     def n_cells(self):
         return 2 * self.n_half + 1
 
-    # constriction model objects are not picklable: build them on demand.
     def prior_model(self):
         return constriction.stream.model.Categorical(self.prior_probs, perfect=False)
 
-    def posterior_family(self):
-        return constriction.stream.model.QuantizedGaussian(-self.n_half, self.n_half)
-
     def posterior_params(self, mu, logvar):
         """Mean and standard deviation of q(z|x) in grid units, flattened, float64."""
-        mean = mu.detach().double().cpu().numpy().ravel() / self.step
-        std = np.exp(0.5 * logvar.detach().double().cpu().numpy().ravel()) / self.step
-        mean = np.clip(_round_dyadic(mean, _PARAM_BITS), -self.n_half, self.n_half)
-        std = np.clip(_round_dyadic(std, _PARAM_BITS), 2.0 ** -10, 4.0 * self.n_cells)
+        mean = np.clip(mu.ravel() / self.step, -self.n_half, self.n_half)
+        std = np.clip(exp(0.5 * logvar.ravel()) / self.step, 2.0 ** -10, 4.0 * self.n_cells)
         return mean, std
 
     def nearest(self, mean):
         """The cell containing each posterior mean (used where nothing can be popped)."""
         return np.clip(np.rint(mean), -self.n_half, self.n_half).astype(np.int32)
 
-    def values(self, cells, latent_dim):
-        """Cell centres as a float32 tensor of shape (n, latent_dim)."""
-        z = cells.astype(np.float32).reshape(-1, latent_dim) * np.float32(self.step)
-        return torch.from_numpy(z)
+    def pop_posterior(self, coder, mean, std):
+        return (self.posterior.pop(coder, mean + self.n_half, std) - self.n_half).astype(np.int32)
+
+    def push_posterior(self, coder, cells, mean, std):
+        self.posterior.push(coder, cells.astype(np.int64) + self.n_half, mean + self.n_half, std)
 
     # Prior coding: the categorical's symbols are cells shifted to 0 .. n_cells - 1.
     def push_prior(self, coder, cells, model):
@@ -102,22 +187,20 @@ class LatentGrid:
         return coder.decode(model, count) - np.int32(self.n_half)
 
     def posterior_entropy_bits(self, mean, std):
-        """Entropy (bits) of the discretized posteriors given in grid units, summed."""
-        k = np.arange(-self.n_half, self.n_half + 1, dtype=np.float64)
-        upper = ndtr((k[None, :] + 0.5 - mean[:, None]) / std[:, None])
-        lower = ndtr((k[None, :] - 0.5 - mean[:, None]) / std[:, None])
-        mass = np.clip(upper - lower, 0.0, None)
+        """Entropy (bits) of the binned posteriors given in grid units, summed (float, for reports)."""
+        edges = np.arange(self.n_cells + 1, dtype=np.float64) - 0.5
+        mass = self.posterior._mass(edges, mean + self.n_half, std)
         mass /= mass.sum(axis=1, keepdims=True)
-        nz = mass > 0
-        return float(-(mass[nz] * np.log2(mass[nz])).sum())
+        return float(-(mass * np.log2(mass)).sum())
 
 
 class ColumnModel:
     """Adapter from a likelihood to the entropy model of the data columns.
 
     Subclasses define ``kind`` (written into the file's column schema) and
-    implement :meth:`check`, :meth:`symbols`, :meth:`network_input`,
-    :meth:`push`, :meth:`pop` and :meth:`restore`.
+    implement :meth:`check`, :meth:`symbols`, :meth:`push`, :meth:`pop` and,
+    where symbols are not the values, :meth:`restore`. ``params`` are the
+    decoder's outputs as float64 arrays of shape (n, n_params).
     """
 
     kind = None
@@ -133,15 +216,15 @@ class ColumnModel:
 
     def check(self, X, column_names=None):
         """Raise ValueError if X holds values this model cannot code."""
-        raise NotImplementedError
+        self.likelihood.check_support(X, column_names=column_names)
 
     def symbols(self, X):
         """Integer symbols of a block of rows, shape (n, n_features), int32."""
-        raise NotImplementedError
+        return np.asarray(X).astype(np.int32, copy=False)
 
     def network_input(self, symbols):
-        """What the encoder network sees for these symbols (float32 tensor)."""
-        raise NotImplementedError
+        """The row values the encoder sees for these symbols (float64)."""
+        return self.restore(symbols, np.float64)
 
     def push(self, coder, symbols, params):
         """Encode the symbols (n, n_features) under p(x | decoder output ``params``)."""
@@ -159,27 +242,15 @@ class ColumnModel:
 class BernoulliColumns(ColumnModel):
     """0/1 columns coded with constriction's Bernoulli model.
 
-    ``P(x = 1)`` comes from ``likelihood.probs`` evaluated in float64 and is
-    rounded to a multiple of ``2**-precision`` inside ``[2**-precision,
-    1 - 2**-precision]``.
+    ``P(x = 1) = sigmoid(logit)`` rounded to a multiple of ``2**-precision``
+    inside ``[2**-precision, 1 - 2**-precision]``
+    (:func:`~skvae.coding._exact.bernoulli_probabilities`).
     """
 
     kind = "bernoulli"
 
-    def check(self, X, column_names=None):
-        self.likelihood.check_support(X, column_names=column_names)
-
-    def symbols(self, X):
-        return np.asarray(X).astype(np.int32, copy=False)
-
-    def network_input(self, symbols):
-        return torch.from_numpy(symbols.astype(np.float32))
-
     def _probs(self, params):
-        scale = float(2 ** self.precision)
-        p = self.likelihood.probs(params.double())
-        # in place on the float64 tensor: round to the dyadic grid, keep both outcomes codable
-        return p.mul_(scale).round_().clamp_(1.0, scale - 1.0).div_(scale).numpy().ravel()
+        return bernoulli_probabilities(params, self.precision).ravel()
 
     def push(self, coder, symbols, params):
         coder.encode_reverse(symbols.ravel(), constriction.stream.model.Bernoulli(perfect=False),
@@ -190,71 +261,53 @@ class BernoulliColumns(ColumnModel):
         return flat.reshape(-1, self.n_features)
 
 
-class _TableColumns(ColumnModel):
-    """Columns coded with constriction's Categorical model and a probability table per symbol.
-
-    Subclasses give :meth:`_tables`, the probabilities of every symbol
-    ``0 .. K_j - 1`` of every column as an ``(n, n_features, max K)`` float64
-    tensor (zero padded), and :attr:`_offsets` mapping symbols to values.
-    Probabilities are rounded to multiples of ``2**-precision``; constriction's
-    non-perfect mode keeps every symbol codable.
-    """
-
-    _offsets = 0.0
-
-    def _sizes(self):
-        raise NotImplementedError
-
-    def _tables(self, params):
-        raise NotImplementedError
-
-    def check(self, X, column_names=None):
-        self.likelihood.check_support(X, column_names=column_names)
-
-    def symbols(self, X):
-        return (np.asarray(X, dtype=np.float64) - self._offsets).astype(np.int32)
-
-    def restore(self, symbols, dtype):
-        return (symbols + self._offsets).astype(dtype)
-
-    def network_input(self, symbols):
-        return torch.from_numpy(self.restore(symbols, np.float32))
-
-    def _column_tables(self, params):
-        scale = float(2 ** self.precision)
-        tables = self._tables(params.double()).mul_(scale).round_().div_(scale).numpy()
-        return [np.ascontiguousarray(tables[:, j, :k]) for j, k in enumerate(self._sizes())]
-
-    def push(self, coder, symbols, params):
-        family = constriction.stream.model.Categorical(perfect=False)
-        for j, table in reversed(list(enumerate(self._column_tables(params)))):
-            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), family, table)
-
-    def pop(self, coder, params):
-        family = constriction.stream.model.Categorical(perfect=False)
-        return np.stack([coder.decode(family, table) for table in self._column_tables(params)], axis=1)
-
-
-class CategoricalColumns(_TableColumns):
-    """Categorical columns: the symbols are the category codes."""
+class CategoricalColumns(ColumnModel):
+    """Categorical columns: the symbols are the category codes, coded under the softmax of the logits."""
 
     kind = "categorical"
 
-    def _sizes(self):
-        return self.likelihood.n_categories
+    def _column_tables(self, params):
+        likelihood = self.likelihood
+        logits = params[:, likelihood._index]                           # (n, columns, max K)
+        logits = np.where(likelihood._valid, logits, -np.inf)
+        weights = exp(logits - logits.max(axis=2, keepdims=True)) + _FLOOR  # exact; constriction normalizes
+        return [np.ascontiguousarray(weights[:, j, :k]) for j, k in enumerate(likelihood.n_categories)]
 
-    def _tables(self, params):
-        return self.likelihood.probs(params)
+    def push(self, coder, symbols, params):
+        for j, table in reversed(list(enumerate(self._column_tables(params)))):
+            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), _categorical(), table)
+
+    def pop(self, coder, params):
+        return np.stack([coder.decode(_categorical(), table) for table in self._column_tables(params)], axis=1)
 
     def schema(self):
-        return [{"kind": self.kind, "count": self.n_features, "categories": list(self._sizes())}]
+        return [{"kind": self.kind, "count": self.n_features, "categories": list(self.likelihood.n_categories)}]
 
 
-class IntegerColumns(_TableColumns):
+class _BinnedColumns(ColumnModel):
+    """Columns of integer symbols ``0 .. n_j - 1``, each under a binned continuous law.
+
+    Subclasses give :attr:`_laws` (one :class:`BinnedDistribution` per
+    column) and :meth:`_locations` (location and scale per entry, in symbol
+    units).
+    """
+
+    def push(self, coder, symbols, params):
+        loc, scale = self._locations(params)
+        for j in reversed(range(self.n_features)):
+            self._laws[j].push(coder, symbols[:, j].astype(np.int64), loc[:, j], scale[:, j])
+
+    def pop(self, coder, params):
+        loc, scale = self._locations(params)
+        return np.stack([law.pop(coder, loc[:, j], scale[:, j]) for j, law in enumerate(self._laws)],
+                        axis=1).astype(np.int32)
+
+
+class IntegerColumns(_BinnedColumns):
     """Integer columns under the discretized logistic: symbol = value - low."""
 
     kind = "integer"
-    max_values = 1 << 14  # a probability table per symbol: keep it bounded
+    max_values = 1 << 20
 
     def __init__(self, likelihood, n_features, precision, grid=None):
         super().__init__(likelihood, n_features, precision)
@@ -263,21 +316,88 @@ class IntegerColumns(_TableColumns):
             raise ValueError(f"integer columns with more than {self.max_values} values cannot be coded; "
                              f"a column spans {int(sizes.max())}")
         self._offsets = likelihood.low
+        self._laws = [BinnedDistribution(int(k), LOGISTIC) for k in sizes]
 
-    def _sizes(self):
-        return (self.likelihood.high - self.likelihood.low + 1).astype(np.int64)
+    def symbols(self, X):
+        return (np.asarray(X, dtype=np.float64) - self._offsets).astype(np.int32)
 
-    def _tables(self, params):
-        k = torch.arange(int(self._sizes().max()), dtype=params.dtype)
-        low = torch.as_tensor(self.likelihood.low, dtype=params.dtype)
-        high = torch.as_tensor(self.likelihood.high, dtype=params.dtype)
-        values = torch.minimum(low + k[:, None], high)[:, None, :]  # (max K, 1, n_features)
-        table = self.likelihood.log_prob_per_feature(params, values).exp().permute(1, 2, 0)
-        return table.masked_fill(low[:, None] + k[None, :] > high[:, None], 0.0)
+    def restore(self, symbols, dtype):
+        return (symbols + self._offsets).astype(dtype)
+
+    def _locations(self, params):
+        likelihood, n = self.likelihood, self.n_features
+        raw_loc, raw_log_scale = params[:, :n], params[:, n:]
+        loc = likelihood._center + likelihood._half * raw_loc
+        scale = np.maximum(likelihood._half * exp(raw_log_scale), exp(likelihood.min_log_scale))
+        return loc - self._offsets, scale
 
     def schema(self):
         return [{"kind": self.kind, "count": self.n_features, "low": self.likelihood.low.tolist(),
                  "high": self.likelihood.high.tolist()}]
+
+
+class QuantizedGaussianColumns(_BinnedColumns):
+    """Real-valued columns whose values lie on a grid ``k * step``, coded as integers k.
+
+    ``grid`` maps each column (``'0'``, ``'1'``, ... in this model's order) to
+    ``[step, k_min, k_max]``; the coder measures ``k_min``/``k_max`` on the
+    array it encodes and stores them in the file. The model of k is the
+    decoder's Gaussian binned at the grid, tails folded into the end bins.
+    Lossless only for data on the grid, which :meth:`check` verifies value by
+    value.
+    """
+
+    kind = "gaussian"
+    max_values = 1 << 31
+
+    def __init__(self, likelihood, n_features, precision, grid=None):
+        super().__init__(likelihood, n_features, precision)
+        if not grid or len(grid) != n_features:
+            raise ValueError("real-valued (Gaussian) columns have no lossless code: give "
+                             "BitsBackCoder(quantization=step) for data on a grid")
+        entries = [grid[str(j)] for j in range(n_features)]
+        self.grid = {str(j): [float(a), int(b), int(c)] for j, (a, b, c) in enumerate(entries)}
+        self.steps = np.array([e[0] for e in entries], dtype=np.float64)
+        self.k_min = np.array([e[1] for e in entries], dtype=np.int64)
+        self.k_max = np.array([e[2] for e in entries], dtype=np.int64)
+        if not (np.isfinite(self.steps).all() and (self.steps > 0).all() and (self.k_max >= self.k_min).all()):
+            raise ValueError(f"bad quantization grid {grid!r}")
+        if (self.k_max - self.k_min).max(initial=0) >= self.max_values:
+            raise ValueError(f"a quantized column spans more than {self.max_values} grid steps")
+        self._laws = [BinnedDistribution(int(k + 1), NORMAL) for k in self.k_max - self.k_min]
+
+    def schema(self):
+        return [{"kind": self.kind, "count": self.n_features, "grid": [self.grid[str(j)]
+                                                                       for j in range(self.n_features)]}]
+
+    def _values(self, k):
+        """k * step, computed as k / (1 / step) when that is an integer, so decimal grids are exact."""
+        inverse = np.round(1.0 / self.steps)
+        exact_inverse = np.abs(inverse * self.steps - 1.0) < 1e-12
+        return np.where(exact_inverse, k / np.where(exact_inverse, inverse, 1.0), k * self.steps)
+
+    def check(self, X, column_names=None):
+        X = np.asarray(X, dtype=np.float64)
+        k = np.rint(X / self.steps)
+        off = (self._values(k) != X) | (k < self.k_min) | (k > self.k_max)
+        if off.any():
+            i, j = np.argwhere(off)[0]
+            name = column_names[j] if column_names is not None else j
+            raise ValueError(f"column {name!r} holds {float(X[i, j])!r}, which is not on the quantization grid "
+                             f"of step {float(self.steps[j])!r}: quantized coding is lossless only for data on "
+                             f"the grid")
+
+    def symbols(self, X):
+        return (np.rint(np.asarray(X, dtype=np.float64) / self.steps) - self.k_min).astype(np.int32)
+
+    def restore(self, symbols, dtype):
+        return self._values(symbols + self.k_min).astype(dtype)
+
+    def _locations(self, params):
+        likelihood, n = self.likelihood, self.n_features
+        loc = params[:, :n]
+        scale = exp(np.clip(params[:, n:], likelihood.min_log_scale, likelihood.max_log_scale))
+        return loc / self.steps - self.k_min, scale / self.steps
 
 
 class MixedColumns(ColumnModel):
@@ -317,94 +437,15 @@ class MixedColumns(ColumnModel):
             out[:, cols] = model.restore(symbols[:, cols], dtype)
         return out
 
-    def network_input(self, symbols):
-        return torch.from_numpy(self.restore(symbols, np.float32))
-
     def push(self, coder, symbols, params):
         for model, cols, sl in self.parts:
-            model.push(coder, np.ascontiguousarray(symbols[:, cols]), params[..., sl])
+            model.push(coder, np.ascontiguousarray(symbols[:, cols]), params[:, sl])
 
     def pop(self, coder, params):
         out = np.empty((params.shape[0], self.n_features), dtype=np.int32)
         for model, cols, sl in reversed(self.parts):  # a stack: last pushed, first popped
-            out[:, cols] = model.pop(coder, params[..., sl])
+            out[:, cols] = model.pop(coder, params[:, sl])
         return out
-
-
-class QuantizedGaussianColumns(ColumnModel):
-    """Real-valued columns whose values lie on a grid ``k * step``, coded as integers k.
-
-    ``grid`` maps each column (``'0'``, ``'1'``, ... in this model's order) to
-    ``[step, k_min, k_max]``; the coder measures ``k_min``/``k_max`` on the
-    array it encodes and stores them in the file. The model of k is the
-    decoder's Gaussian binned at the grid (constriction's QuantizedGaussian on
-    ``[k_min, k_max]``, tails folded into the end bins). Lossless only for data
-    on the grid, which :meth:`check` verifies value by value.
-    """
-
-    kind = "gaussian"
-
-    def __init__(self, likelihood, n_features, precision, grid=None):
-        super().__init__(likelihood, n_features, precision)
-        if not grid or len(grid) != n_features:
-            raise ValueError("real-valued (Gaussian) columns have no lossless code: give "
-                             "BitsBackCoder(quantization=step) for data on a grid")
-        entries = [grid[str(j)] for j in range(n_features)]
-        self.grid = {str(j): [float(a), int(b), int(c)] for j, (a, b, c) in enumerate(entries)}
-        self.steps = np.array([e[0] for e in entries], dtype=np.float64)
-        self.k_min = np.array([e[1] for e in entries], dtype=np.int64)
-        self.k_max = np.array([e[2] for e in entries], dtype=np.int64)
-        if not (np.isfinite(self.steps).all() and (self.steps > 0).all() and (self.k_max >= self.k_min).all()):
-            raise ValueError(f"bad quantization grid {grid!r}")
-
-    def schema(self):
-        return [{"kind": self.kind, "count": self.n_features, "grid": [self.grid[str(j)]
-                                                                       for j in range(self.n_features)]}]
-
-    def _values(self, k):
-        """k * step, computed as k / (1 / step) when that is an integer, so decimal grids are exact."""
-        inverse = np.round(1.0 / self.steps)
-        exact_inverse = np.abs(inverse * self.steps - 1.0) < 1e-12
-        return np.where(exact_inverse, k / np.where(exact_inverse, inverse, 1.0), k * self.steps)
-
-    def check(self, X, column_names=None):
-        X = np.asarray(X, dtype=np.float64)
-        k = np.rint(X / self.steps)
-        off = (self._values(k) != X) | (k < self.k_min) | (k > self.k_max)
-        if off.any():
-            i, j = np.argwhere(off)[0]
-            name = column_names[j] if column_names is not None else j
-            raise ValueError(f"column {name!r} holds {float(X[i, j])!r}, which is not on the quantization grid "
-                             f"of step {float(self.steps[j])!r}: quantized coding is lossless only for data on "
-                             f"the grid")
-
-    def symbols(self, X):
-        return (np.rint(np.asarray(X, dtype=np.float64) / self.steps) - self.k_min).astype(np.int32)
-
-    def restore(self, symbols, dtype):
-        return self._values(symbols + self.k_min).astype(dtype)
-
-    def network_input(self, symbols):
-        return torch.from_numpy(self.restore(symbols, np.float32))
-
-    def _families_and_params(self, params):
-        loc, log_scale = self.likelihood._split(params.double())
-        scale = float(2 ** _PARAM_BITS)
-        means = (loc.numpy() / self.steps - self.k_min)
-        stds = np.exp(log_scale.numpy()) / self.steps
-        means = np.rint(means * scale) / scale
-        stds = np.clip(np.rint(stds * scale) / scale, 2.0 ** -10, None)
-        for j in range(self.n_features):
-            family = constriction.stream.model.QuantizedGaussian(0, int(self.k_max[j] - self.k_min[j]))
-            yield family, np.ascontiguousarray(means[:, j]), np.ascontiguousarray(stds[:, j])
-
-    def push(self, coder, symbols, params):
-        for j, (family, mean, std) in reversed(list(enumerate(self._families_and_params(params)))):
-            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), family, mean, std)
-
-    def pop(self, coder, params):
-        return np.stack([coder.decode(family, mean, std) for family, mean, std in self._families_and_params(params)],
-                        axis=1)
 
 
 _COLUMN_MODELS = {Bernoulli: BernoulliColumns, Categorical: CategoricalColumns,

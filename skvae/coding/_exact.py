@@ -1,0 +1,197 @@
+"""Platform-independent arithmetic for the bits-back coder.
+
+Everything the coder hands to the entropy coder must come out bit for bit the
+same on every machine. IEEE 754 prescribes the correctly rounded result of
+``+ - * /``, comparisons, ``floor``/``rint`` and scaling by powers of two,
+so numpy's element-wise versions of these agree on every platform and with
+every SIMD kernel. It prescribes nothing for ``exp``, ``log``, ``erf`` and the
+like (libm, numpy's SIMD kernels and scipy differ in the last bit), nor for
+the order of a floating-point sum (BLAS and numpy's reductions choose it
+freely). This module therefore uses only the prescribed operations, on
+float64:
+
+* ``exp2(y)``: ``y = n + f`` with integer ``n`` and ``f`` in ``[0, 1)``;
+  ``2**f`` by linear interpolation in a table of ``2**(i / 256)``, then an
+  exact scaling by ``2**n``. Relative error below ``1e-6``.
+* ``exp(x) = exp2(x * LOG2E)`` and ``sigmoid(x) = 1 / (1 + exp(-x))``.
+* ``normal_cdf(t)``: linear interpolation in a table of the standard normal
+  CDF at ``t = -8 + i / 128``; absolute error below ``2e-6``; 0 and 1 beyond
+  the table (the mass there is below ``7e-16``).
+
+The tables come from integers alone (Python's exact integer arithmetic:
+integer square roots for ``2**(i/256)``, a Machin series for pi and the
+Taylor series of the normal CDF at 2**-160 resolution), each entry converted
+to the nearest float64 by Python's correctly rounded integer division, so they
+are identical everywhere. The exp2 table is computed at first use; the CDF
+table takes seconds, so it ships in ``_cdf_table.py`` (base64 of little-endian
+float64), and a test recomputes it. The interpolated
+functions are not the exact ones, but the coder only needs encoder and decoder
+to agree; the approximation costs far less than a millibit per symbol.
+"""
+
+import base64
+import functools
+import math
+
+import numpy as np
+
+__all__ = ["LOG2E", "exp2", "exp", "sigmoid", "normal_cdf", "CDFLookup", "NORMAL", "LOGISTIC",
+           "bernoulli_probabilities"]
+
+LOG2E = 1.4426950408889634  # float64 nearest to 1 / ln 2; a literal, so the same bits everywhere
+
+_EXP2_STEPS = 256        # table of 2**(i / 256), i = 0 .. 256
+_CDF_STEPS = 128         # normal CDF at t = -8 + i / 128
+_CDF_RANGE = 8
+_WORK_BITS = 160         # fixed-point resolution of the series: 2**-160 (terms reach 2**46)
+
+
+def _int_root_of_two_power(numerator, log2_denominator, bits):
+    """floor(2**(numerator / 2**log2_denominator) * 2**bits) by repeated integer square roots."""
+    value = 1 << (numerator + (bits << log2_denominator))  # 2**numerator scaled by 2**(bits * 2**k)
+    for _ in range(log2_denominator):
+        value = math.isqrt(value)  # floor(sqrt(floor(x))) == floor(sqrt(x)), so the result is exact
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _exp2_table():
+    k = int(math.log2(_EXP2_STEPS))
+    return np.array([_int_root_of_two_power(i, k, 64) / (1 << 64) for i in range(_EXP2_STEPS + 1)])
+
+
+def _arctan_inverse(n, bits):
+    """arctan(1 / n) * 2**bits (floor of each term; error a few units)."""
+    total, power, k, sign = 0, (1 << bits) // n, 1, 1
+    while power:
+        total += sign * (power // k)
+        power //= n * n
+        k += 2
+        sign = -sign
+    return total
+
+
+def compute_normal_cdf_table():
+    """The normal CDF table from integer arithmetic alone (a few seconds; shipped in ``_cdf_table``)."""
+    bits = _WORK_BITS
+    pi = 16 * _arctan_inverse(5, bits + 8) - 4 * _arctan_inverse(239, bits + 8) >> 8
+    sqrt_2pi = math.isqrt(2 * pi << bits)  # sqrt(2 pi) * 2**bits
+    n = _CDF_RANGE * _CDF_STEPS
+    half = []
+    for a in range(n + 1):  # t = a / 128 >= 0; Phi(t) = 1/2 + t / sqrt(2 pi) * sum_n (-t^2/2)^n / (n! (2n+1))
+        term, total, j = 1 << bits, 1 << bits, 0
+        while term:
+            j += 1
+            term = term * a * a // (2 * _CDF_STEPS * _CDF_STEPS * j)
+            total += (-1) ** j * (term // (2 * j + 1))
+        series = (a * total << bits) // (_CDF_STEPS * sqrt_2pi)  # t * sum / sqrt(2 pi), scaled by 2**bits
+        half.append(series)
+    one = 1 << bits
+    upper = [(one // 2 + s) for s in half]                       # Phi(t), t >= 0
+    lower = [(one // 2 - s) for s in reversed(half[1:])]         # Phi(-t) = 1 - Phi(t)
+    return np.array([max(0, min(v, one)) / one for v in lower + upper])
+
+
+@functools.lru_cache(maxsize=None)
+def _normal_cdf_table():
+    from ._cdf_table import NORMAL_CDF_TABLE
+    table = np.frombuffer(base64.b64decode(NORMAL_CDF_TABLE), dtype="<f8")
+    if len(table) != 2 * _CDF_RANGE * _CDF_STEPS + 1:
+        raise ImportError("skvae's normal CDF table is damaged; reinstall skvae")
+    # multiples of 2**-53: then lo + r * (hi - lo) never passes hi, and interpolation is monotone
+    return np.rint(table * 2.0 ** 53) / 2.0 ** 53
+
+
+def exp2(y):
+    """2**y for a float64 array, the same bits on every platform (relative error < 1e-6)."""
+    y = np.clip(np.asarray(y, dtype=np.float64), -1000.0, 1000.0)
+    n = np.floor(y)
+    u = (y - n) * _EXP2_STEPS            # exact: y - floor(y) loses no bits, the product is a power of two
+    i = np.minimum(np.floor(u), _EXP2_STEPS - 1)
+    table = _exp2_table()
+    lo = table[i.astype(np.intp)]
+    hi = table[i.astype(np.intp) + 1]
+    return np.ldexp(lo + (u - i) * (hi - lo), n.astype(np.int32))
+
+
+def exp(x):
+    """e**x (see :func:`exp2`)."""
+    return exp2(np.asarray(x, dtype=np.float64) * LOG2E)
+
+
+def sigmoid(x):
+    """1 / (1 + e**-x) (see :func:`exp2`)."""
+    return 1.0 / (1.0 + exp(-np.asarray(x, dtype=np.float64)))
+
+
+def normal_cdf(t):
+    """Standard normal CDF of a float64 array, the same bits on every platform (error < 2e-6)."""
+    table = _normal_cdf_table()
+    last = len(table) - 1
+    u = np.clip((np.asarray(t, dtype=np.float64) + _CDF_RANGE) * _CDF_STEPS, 0.0, float(last))
+    i = np.minimum(np.floor(u), last - 1)
+    index = i.astype(np.intp)
+    lo, hi = table[index], table[index + 1]
+    return lo + (u - i) * (hi - lo)
+
+
+class CDFLookup:
+    """A CDF tabulated at ``2**-resolution`` steps on ``[-span, span]``, read by nearest lower entry.
+
+    The coder evaluates CDFs millions of times per second; a lookup costs a
+    multiply-add, a clip and a gather. The table is built at first use from
+    the interpolating functions above (so it is the same everywhere) and made
+    non-decreasing, so differences of lookups at increasing points are never
+    negative. The step error (at most ``2**-resolution`` in the argument)
+    costs far below a millibit per symbol.
+
+    Parameters
+    ----------
+    cdf : callable
+        :func:`normal_cdf` or :func:`sigmoid`.
+    span : float
+    resolution : int
+    """
+
+    def __init__(self, cdf, span, resolution):
+        self.cdf, self.span, self.resolution = cdf, float(span), int(resolution)
+        self._table = None
+
+    @property
+    def table(self):
+        if self._table is None:
+            steps = 2 ** self.resolution
+            points = np.arange(-int(self.span) * steps, int(self.span) * steps + 1, dtype=np.float64) / steps
+            self._table = np.maximum.accumulate(self.cdf(points))
+        return self._table
+
+    def __call__(self, points, loc, scale):
+        """CDF at ``(points - loc) / scale``; ``points`` (m,) or (n, m), ``loc``/``scale`` (n,)."""
+        table = self.table
+        slope = (2.0 ** self.resolution) / scale                  # index units per unit of ``points``
+        offset = self.span * 2.0 ** self.resolution + 0.5 - loc * slope
+        index = np.clip(points * slope[:, None] + offset[:, None], 0.0, len(table) - 1.0)
+        return table[index.astype(np.intp)]
+
+    def __getstate__(self):  # rebuilt after unpickling (joblib workers), never shipped
+        return {**self.__dict__, "_table": None}
+
+
+NORMAL = CDFLookup(normal_cdf, 8, 11)
+LOGISTIC = CDFLookup(sigmoid, 40, 9)
+
+
+@functools.lru_cache(maxsize=None)
+def _bernoulli_table(precision):
+    """sigmoid at logits -span .. span in 2**-12 steps, rounded to the coder's grid; beyond span it is clamped."""
+    scale = float(2 ** precision)
+    span = int(math.ceil(precision * math.log(2))) + 1
+    logits = np.arange(-span * 4096, span * 4096 + 1, dtype=np.float64) / 4096
+    return span, np.clip(np.rint(sigmoid(logits) * scale), 1.0, scale - 1.0) / scale
+
+
+def bernoulli_probabilities(logits, precision):
+    """sigmoid(logits) rounded to multiples of ``2**-precision`` inside (0, 1), by a 2**-12-step lookup."""
+    span, table = _bernoulli_table(precision)
+    index = np.clip(np.asarray(logits, dtype=np.float64) * 4096.0 + (span * 4096 + 0.5), 0.0, len(table) - 1.0)
+    return table[index.astype(np.intp)]
