@@ -11,7 +11,6 @@ import platform
 import struct
 import subprocess
 import sys
-import textwrap
 import zlib
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 from skvae.coding import _exact
-from skvae.coding._fixed_point import ARITHMETIC_VERSION, PortableModel, _SUM_LIMIT
+from skvae.coding._fixed_point import ARITHMETIC_VERSION, _SUM_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
 

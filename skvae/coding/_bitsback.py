@@ -105,8 +105,7 @@ class ChunkCodec:
         ramp : list of int
             Sizes of the blocks between the first row and the full blocks.
         """
-        grid, columns = self.grid, self.columns
-        prior = grid.prior_model()
+        prior = self.grid.prior_model()
         coder = constriction.stream.stack.AnsCoder()
         n_rows, ramp = len(symbols), []
         popped_bits = popped_rows = 0
