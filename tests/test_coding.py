@@ -19,7 +19,6 @@ from skvae.coding import BitsBackCoder
 from skvae.coding._container import parse
 
 
-
 @pytest.fixture(scope="module")
 def data(nltcs):
     train, test = nltcs
