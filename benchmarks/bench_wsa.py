@@ -426,9 +426,10 @@ def compare(args):
     csv_path = RESULTS / args.csv
     wsa_params = json.loads(args.wsa_params)
     method_of = {"vanilla": "vanilla", "wsa": "wsa" + (f"-{args.label}" if args.label else "")}
-    for name in args.datasets.split(","):
-        epochs = args.epochs_by.get(name, args.epochs)
-        for seed in [int(s) for s in args.seeds.split(",")]:
+    # seeds outermost: a stopped invocation leaves every data set with its first seeds
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for name in args.datasets.split(","):
+            epochs = args.epochs_by.get(name, args.epochs)
             for method in args.methods.split(","):
                 label = method_of[method]
                 done = {(r["dataset"], r["method"], r["seed"], r["epochs"]) for r in read_rows(csv_path)}

@@ -299,19 +299,34 @@ class WSANet(VAENet):
 class WeightedSelfAugmentation(BaseVAE):
     """VAE density estimator regularized by weighted self-augmentation (WSA).
 
-    For ``warmup_epochs`` epochs the model is a plain VAE. Afterwards each
-    mini-batch B of real rows is processed in four steps:
+    Training follows Algorithm 1 of the paper. For ``warmup_epochs`` epochs
+    each mini-batch B takes a plain ELBO step of the VAE, then
+    ``n_augment * len(B)`` rows are drawn from the updated model and the
+    discriminator takes one step on B (real) against them (fake), so it is
+    already trained when the weights start. Afterwards each mini-batch is
+    processed in four steps:
 
     1. draw ``n_augment * len(B)`` rows x̃ from the current model without
        gradient: z ~ p(z) (or z ~ q(z|x) of B with
-       ``latent_source='aggregate'``), then x̃ ~ p(x|z);
+       ``latent_source='aggregate'``), then x̃ ~ p(x|z), all in one decoder
+       pass;
     2. weight them by w(x̃) = D(x̃) / (1 - D(x̃)) = exp(logit D(x̃)), with
-       D clipped to [1e-3, 1 - 1e-3] and w clipped at ``weight_clip``;
+       D clipped to [1e-3, 1 - 1e-3], then stabilized as in Grover et al.
+       (2019): flattened to w ** ``weight_power``, clipped to
+       [``weight_floor``, ``weight_clip``] and, with ``self_normalize``,
+       divided by the batch's mean weight;
     3. take one optimizer step on encoder and decoder with the loss
-       0.5 * mean(-ELBO(B)) + 0.5 * mean(w * -ELBO(x̃));
-    4. take one discriminator step (binary cross-entropy, B labelled real,
-       ``len(B)`` fresh samples of the updated model labelled fake; equal
-       counts make D's odds estimate p_data / p_model).
+       0.5 * mean(-ELBO(B)) + 0.5 * mean(w * -ELBO(x̃)) (B and x̃ in one
+       forward pass);
+    4. take one discriminator step (class-balanced binary cross-entropy, B
+       labelled real and the same x̃ labelled fake, so D's odds estimate
+       p_data / p_model whatever ``n_augment`` is). The discriminator's
+       forward pass of this step is the one whose logits gave the weights
+       in step 2 (a discriminator with dropout gets a separate pass with
+       dropout off for the weights).
+
+    Nothing is copied to the host per batch, so on a GPU the epoch runs
+    without synchronizing.
 
     Parameters
     ----------
@@ -353,13 +368,28 @@ class WeightedSelfAugmentation(BaseVAE):
     warm_start : bool, default=False
         When True, a second ``fit`` continues from the fitted weights (and
         epoch count, so the warm-up is not repeated).
-    n_augment : int, default=4
-        Generated rows per real row in the VAE step.
+    n_augment : int, default=1
+        Generated rows per real row, in the VAE step and in the
+        discriminator's step. 1 is what the paper's discriminator sees (as
+        many fakes as real rows); each extra row adds about one real batch's
+        cost to every step.
     warmup_epochs : int, default=50
-        Epochs of plain ELBO training before WSA starts; the discriminator is
-        neither trained nor used during them.
+        Epochs of plain ELBO training of the VAE before the weighted rows
+        enter its loss; the discriminator trains during them. A fit that
+        ends within the warm-up warns (:class:`PlainVAEWarning`).
     weight_clip : float, default=1000.0
-        Upper bound of a generated row's weight.
+        Upper bound of a generated row's (flattened) weight, applied before
+        self-normalization.
+    weight_power : float in [0, 1], default=0.5
+        Flattening exponent α of Grover et al.: the weight is w ** α; 1
+        keeps the density ratio, 0 gives unweighted self-augmentation.
+    weight_floor : float, default=0.0
+        Clipping threshold β of Grover et al.: weights below it are raised
+        to it (max(w ** α, β)), so no generated row is ignored entirely.
+    self_normalize : bool, default=True
+        Divide the weights by their mean within each batch (self-normalized
+        importance sampling): the generated rows then count as much as the
+        real ones in total, however confident the discriminator is.
     weight_reduction : {'per_sample', 'batch_mean'}, default='per_sample'
         ``'per_sample'`` multiplies each generated row's own negative ELBO by
         its weight. ``'batch_mean'`` uses mean(w) * mean(-ELBO(x̃)), which
@@ -377,9 +407,13 @@ class WeightedSelfAugmentation(BaseVAE):
         ``discriminator_hidden_layer_sizes``. A module given here must map
         rows of shape (n, n_features) to n logits; a deep copy of it is
         trained, so the parameter itself is never changed.
-    discriminator_hidden_layer_sizes : tuple of int, default=(500, 500)
-        Hidden widths of the default discriminator.
-    discriminator_lr : float or None, default=None
+    discriminator_hidden_layer_sizes : tuple of int, default=(64,)
+        Hidden widths of the default MLP discriminator: one ReLU layer of 64,
+        a small network like the reference implementation's (a three-layer
+        CNN with 2, 4 and 8 channels). A large one (2x500) separates real
+        from generated rows almost perfectly and starves the model (see
+        Notes).
+    discriminator_lr : float or None, default=1e-4
         Learning rate of the discriminator's Adam; None uses ``lr``.
     augment : callable or None, default=None
         A user augmentation ``augment(X_batch, rng) -> X_aug`` applied to
@@ -397,10 +431,12 @@ class WeightedSelfAugmentation(BaseVAE):
         ``net_.discriminator_optimizer_`` its optimizer.
     history_ : skorch.History
         Per epoch: ``train_loss`` (the optimized loss: the negative ELBO in
-        warm-up, WSA's loss afterwards), ``dur``, and after warm-up
-        ``weight_mean``, ``weight_max``, ``weight_ess`` (Kish's effective
-        sample size of the epoch's weights as a fraction of their number),
-        ``discriminator_loss`` and ``discriminator_accuracy``.
+        warm-up, WSA's loss afterwards), ``dur``, ``weight_mean``,
+        ``weight_max``, ``weight_ess`` (Kish's effective sample size of the
+        epoch's training weights, after stabilization, as a fraction of
+        their number; NaN in warm-up epochs, where no weight is used),
+        ``discriminator_loss`` and ``discriminator_accuracy`` (every epoch,
+        warm-up included).
     likelihood_ : Likelihood
         The observation model used.
     n_features_in_ : int
@@ -467,9 +503,9 @@ class WeightedSelfAugmentation(BaseVAE):
         n_augment=1,
         warmup_epochs=50,
         weight_clip=1000.0,
-        weight_power=1.0,
+        weight_power=0.5,
         weight_floor=0.0,
-        self_normalize=False,
+        self_normalize=True,
         weight_reduction="per_sample",
         weighted=True,
         latent_source="prior",
@@ -603,11 +639,14 @@ class WeightedSelfAugmentation(BaseVAE):
         """Draw rows from the model together with the discriminator's weights.
 
         The rows are those of :meth:`sample` with the same ``random_state``;
-        each weight is exp(logit D(x)), clipped as in training: how much the
+        each weight is the discriminator's density-ratio estimate
+        exp(logit D(x)), clipped at ``weight_clip``: how much the
         discriminator trusts the row as data-like (a row with weight > 1
-        looks more like data than like the model's samples). The weights are
-        computed even when ``weighted=False`` or during warm-up, where the
-        discriminator is untrained (weights near 1).
+        looks more like data than like the model's samples). The training
+        stabilizers (``weight_power``, ``weight_floor``, ``self_normalize``)
+        are not applied. The weights are computed also when
+        ``weighted=False`` or after a fit that ended in warm-up (the
+        discriminator trains from the first epoch).
 
         Parameters
         ----------

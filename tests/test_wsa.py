@@ -373,19 +373,32 @@ def test_vae_sees_real_and_generated_rows_in_one_pass(fitted, X_small, monkeypat
     assert calls == [60]
 
 
+def test_default_stabilizers():
+    params = WSAVAE().get_params()
+    assert params["self_normalize"] is True and params["weight_power"] == 0.5 and params["weight_floor"] == 0.0
+    assert params["n_augment"] == 1
+    assert params["discriminator_hidden_layer_sizes"] == (64,) and params["discriminator_lr"] == 1e-4
+
+
 def test_stabilizers_reach_the_training_weights(X_small):
-    normalized = WSAVAE(max_epochs=3, warmup_epochs=1, self_normalize=True, **TINY).fit(X_small)
+    raw = dict(self_normalize=False, weight_power=1.0)
+    normalized = WSAVAE(max_epochs=3, warmup_epochs=1, **{**raw, "self_normalize": True}, **TINY).fit(X_small)
     for row in normalized.history_[1:]:
         assert row["weight_mean"] == pytest.approx(1.0, abs=1e-6)  # every batch's weights average to 1
-    flat = WSAVAE(max_epochs=3, warmup_epochs=1, weight_power=0.0, **TINY).fit(X_small)
+    unnormalized = WSAVAE(max_epochs=3, warmup_epochs=1, **raw, **TINY).fit(X_small)
+    assert all(abs(row["weight_mean"] - 1.0) > 1e-4 for row in unnormalized.history_[1:])
+    flat = WSAVAE(max_epochs=3, warmup_epochs=1, **{**raw, "weight_power": 0.0}, **TINY).fit(X_small)
     for row in flat.history_[1:]:
         assert row["weight_mean"] == row["weight_max"] == pytest.approx(1.0) and row["weight_ess"] == pytest.approx(1.0)
-    floored = WSAVAE(max_epochs=3, warmup_epochs=1, weight_floor=0.9, weight_clip=1.1, **TINY).fit(X_small)
+    floored = WSAVAE(max_epochs=3, warmup_epochs=1, weight_floor=0.9, weight_clip=1.1, **raw, **TINY).fit(X_small)
     for row in floored.history_[1:]:
         assert 0.9 <= row["weight_mean"] <= row["weight_max"] <= 1.1 + 1e-6
-    net = floored.net_
-    logits = torch.tensor([-5.0, 0.0, 5.0])
-    torch.testing.assert_close(net.stabilized_weights(logits), torch.tensor([0.9, 1.0, 1.1]))
+    logits = torch.tensor([-5.0, 0.0, 0.05, 5.0])
+    torch.testing.assert_close(floored.net_.stabilized_weights(logits),
+                               torch.tensor([0.9, 1.0, math.exp(0.05), 1.1]))
+    default = WSAVAE(max_epochs=2, warmup_epochs=1, **TINY).fit(X_small)  # flattened by 0.5, self-normalized
+    w = np.exp(0.5 * logits.numpy())
+    torch.testing.assert_close(default.net_.stabilized_weights(logits), torch.tensor(w / w.mean(), dtype=torch.float32))
 
 
 def test_sample_with_weights(fitted):
