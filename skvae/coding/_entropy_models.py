@@ -36,6 +36,7 @@ __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns"
            "register_column_model"]
 
 _FLOOR = 2.0 ** -60  # added to every table entry: a row of zeros (far tails) stays normalizable
+_WORK_ENTRIES = 1 << 16  # table entries computed at a time
 
 
 def _categorical():
@@ -74,27 +75,40 @@ class BinnedDistribution:
         self.group = int(group) if group else max(1, math.isqrt(self.n_bins))
         self.n_groups = -(-self.n_bins // self.group)
 
-    def _mass(self, edges, mean, std):
-        """Bin masses between increasing ``edges`` ((m + 1,) or (n, m + 1)) -> (n, m); the tails fold
-        into the end bins."""
-        cdf = self.cdf(edges, mean, std)
+    def _masses(self, first, count, width, mean, std):
+        """Masses of ``count`` consecutive intervals of ``width`` bins from edge ``first`` (a scalar, or
+        one per row), shape (n, count); the tails fold into the end bins."""
+        out = np.empty((len(mean), count))
+        rows = max(1, _WORK_ENTRIES // (count + 1))  # pieces that stay in cache: about 3x faster than at once
+        for start in range(0, len(mean), rows):
+            part = slice(start, start + rows)
+            self._masses_into(out[part], first if np.ndim(first) == 0 else first[part], count, width,
+                              mean[part], std[part])
+        return out
+
+    def _masses_into(self, out, first, count, width, mean, std):
+        cdf = self.cdf.progression(first, width, count + 1, mean, std)
         top = self.n_bins - 0.5
-        if edges.ndim == 1:
-            cdf[:, edges <= -0.5] = 0.0
-            cdf[:, edges >= top] = 1.0
-        else:  # only a row's first edge can be the bottom one, and only rows that reach the top fold there
-            cdf[edges[:, 0] <= -0.5, 0] = 0.0
-            rows = edges[:, -1] >= top
-            cdf[rows] = np.where(edges[rows] >= top, 1.0, cdf[rows])
-        return np.diff(cdf, axis=1) + _FLOOR
+        # edges never lie below -1/2, so only a first edge can be the bottom one
+        if np.ndim(first) == 0:  # the same edges in every row
+            if first <= -0.5:
+                cdf[:, 0] = 0.0
+            if first + count * width >= top:
+                cdf[:, int(math.ceil((top - first) / width)):] = 1.0
+        else:
+            cdf[first <= -0.5, 0] = 0.0
+            rows = np.flatnonzero(first + count * width >= top)
+            if len(rows):
+                reach = np.ceil((top - first[rows]) / width)  # index of the first edge at or above the top
+                cdf[rows] = np.where(np.arange(count + 1)[None, :] >= reach[:, None], 1.0, cdf[rows])
+        np.subtract(cdf[:, 1:], cdf[:, :-1], out=out)
+        out += _FLOOR
 
     def _group_table(self, mean, std):
-        edges = np.arange(self.n_groups + 1, dtype=np.float64) * self.group - 0.5
-        return self._mass(edges, mean, std)
+        return self._masses(-0.5, self.n_groups, self.group, mean, std)
 
     def _bin_table(self, groups, mean, std):
-        edges = (groups * self.group)[:, None] + np.arange(self.group + 1, dtype=np.float64)[None, :] - 0.5
-        return self._mass(edges, mean, std)
+        return self._masses(groups * self.group - 0.5, self.group, 1, mean, std)
 
     def push(self, coder, symbols, mean, std):
         """Encode int symbols (1-D) so that :meth:`pop` returns them."""
@@ -153,8 +167,8 @@ class LatentGrid:
         self.prior_probs = self._prior_probs()
 
     def _prior_probs(self):
-        edges = np.arange(self.n_cells + 1, dtype=np.float64) - 0.5
-        return self.posterior._mass(edges, np.full(1, float(self.n_half)), np.full(1, 1.0 / self.step))[0]
+        return self.posterior._masses(-0.5, self.n_cells, 1, np.full(1, float(self.n_half)),
+                                      np.full(1, 1.0 / self.step))[0]
 
     @property
     def n_cells(self):
@@ -188,8 +202,7 @@ class LatentGrid:
 
     def posterior_entropy_bits(self, mean, std):
         """Entropy (bits) of the binned posteriors given in grid units, summed (float, for reports)."""
-        edges = np.arange(self.n_cells + 1, dtype=np.float64) - 0.5
-        mass = self.posterior._mass(edges, mean + self.n_half, std)
+        mass = self.posterior._masses(-0.5, self.n_cells, 1, mean + self.n_half, std)
         mass /= mass.sum(axis=1, keepdims=True)
         return float(-(mass * np.log2(mass)).sum())
 

@@ -138,8 +138,9 @@ def normal_cdf(t):
 class CDFLookup:
     """A CDF tabulated at ``2**-resolution`` steps on ``[-span, span]``, read by nearest lower entry.
 
-    The coder evaluates CDFs millions of times per second; a lookup costs a
-    multiply-add, a clip and a gather. The table is built at first use from
+    The coder evaluates CDFs millions of times per second, always at equally
+    spaced points (bin edges); a lookup costs a multiply-add, a clip and a
+    gather. The table is built at first use from
     the interpolating functions above (so it is the same everywhere) and made
     non-decreasing, so differences of lookups at increasing points are never
     negative. The step error (at most ``2**-resolution`` in the argument)
@@ -165,12 +166,19 @@ class CDFLookup:
             self._table = np.maximum.accumulate(self.cdf(points))
         return self._table
 
-    def __call__(self, points, loc, scale):
-        """CDF at ``(points - loc) / scale``; ``points`` (m,) or (n, m), ``loc``/``scale`` (n,)."""
+    def progression(self, first, step, count, loc, scale):
+        """CDF at ``(first + k * step - loc) / scale`` for ``k = 0 .. count - 1``, shape (n, count).
+
+        ``first``, ``step``, ``loc`` and ``scale`` hold one value per row (or a
+        scalar); the points of a row are equally spaced, so the table index is
+        one multiply-add per entry.
+        """
         table = self.table
-        slope = (2.0 ** self.resolution) / scale                  # index units per unit of ``points``
-        offset = self.span * 2.0 ** self.resolution + 0.5 - loc * slope
-        index = np.clip(points * slope[:, None] + offset[:, None], 0.0, len(table) - 1.0)
+        slope = (2.0 ** self.resolution) / np.asarray(scale, dtype=np.float64)  # index units per unit
+        base = (first - np.asarray(loc, dtype=np.float64)) * slope + (self.span * 2.0 ** self.resolution + 0.5)
+        index = np.multiply.outer(np.broadcast_to(step * slope, base.shape), np.arange(count, dtype=np.float64))
+        index += base[:, None]
+        np.clip(index, 0.0, len(table) - 1.0, out=index)
         return table[index.astype(np.intp)]
 
     def __getstate__(self):  # rebuilt after unpickling (joblib workers), never shipped
@@ -193,5 +201,11 @@ def _bernoulli_table(precision):
 def bernoulli_probabilities(logits, precision):
     """sigmoid(logits) rounded to multiples of ``2**-precision`` inside (0, 1), by a 2**-12-step lookup."""
     span, table = _bernoulli_table(precision)
-    index = np.clip(np.asarray(logits, dtype=np.float64) * 4096.0 + (span * 4096 + 0.5), 0.0, len(table) - 1.0)
-    return table[index.astype(np.intp)]
+    logits = np.asarray(logits, dtype=np.float64).ravel()
+    out = np.empty(len(logits))
+    for start in range(0, len(logits), 1 << 16):  # pieces that stay in cache
+        index = logits[start:start + (1 << 16)] * 4096.0
+        index += span * 4096 + 0.5
+        np.clip(index, 0.0, len(table) - 1.0, out=index)
+        out[start:start + len(index)] = table[index.astype(np.intp)]
+    return out

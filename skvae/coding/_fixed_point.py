@@ -15,6 +15,11 @@ integer and every intermediate result is exact:
   unit ``j`` (checked exactly in int64). Every product and every partial sum
   of ``W a + b``, in any order, is then an integer below ``2**53``, which
   float64 holds exactly: BLAS, FMA, blocking and threads give the same bits.
+  Where ``sum_k |W_jk| U_k <= 2**24`` is reachable with at least 16-bit
+  weights (a first layer fed 0/1 or one-hot inputs), ``B`` is chosen for
+  that instead, and the product runs in float32, exact for the same reason
+  and twice as fast. Which layers run in float32 follows from the arrays
+  alone, and a model whose bounds break these limits is refused.
 * The bound ``Y_j = sum_k |W_jk| U_k + |b_j|`` is also the output's range.
   After ReLU the activations are shifted right by ``r`` bits (``rint(y *
   2**-r)``, exact) so that they stay below ``2**ACTIVATION_BITS``; the next
@@ -47,7 +52,9 @@ ARITHMETIC_VERSION = 1   # bump whenever any number handed to the entropy coder 
 ACTIVATION_BITS = 26     # hidden activations lie in [0, 2**26]
 MAX_WEIGHT_BITS = 24
 MIN_WEIGHT_BITS = 8
+FLOAT32_MIN_WEIGHT_BITS = 16
 _SUM_LIMIT = 2 ** 52     # |W a + b| never exceeds this, so float64 sums are exact
+_FLOAT32_LIMIT = 2 ** 24  # |W a| below this: float32 sums are exact
 LATENT_SCALE_BITS = 12   # decoder input: z * 2**12 (latent_precision <= 12)
 LATENT_BOUND = 32 * 2 ** LATENT_SCALE_BITS   # latent_clip <= 20, rounded up to whole groups of cells
 
@@ -139,6 +146,14 @@ def _bit_length(value):
     return int(value).bit_length()
 
 
+def _worst_case(w, b, bounds):
+    """(max |W a|, max |W a + b|) per output over all inputs with |a_k| <= bounds_k, exactly (int64)."""
+    if np.abs(w).max(initial=0) * float(np.max(bounds, initial=0)) * w.shape[1] >= 2.0 ** 62:
+        raise ValueError("the coder's network has weights or inputs too large to be summed exactly")
+    sums = np.abs(w) @ bounds
+    return sums, sums + np.abs(b)
+
+
 def _quantize_layer(weight, bias, scale_bits, bounds):
     """Integer weights, bias and output bounds of one linear layer.
 
@@ -154,19 +169,58 @@ def _quantize_layer(weight, bias, scale_bits, bounds):
     largest = float(np.abs(weight).max(initial=0.0))
     exponent = int(np.frexp(largest)[1]) if largest > 0 else 0   # largest < 2**exponent
     bounds = np.asarray(bounds, dtype=np.int64)
-    start = min(MAX_WEIGHT_BITS, 51 - _bit_length(bounds.max(initial=1)) - _bit_length(n_in))
-    for bits in range(start, MIN_WEIGHT_BITS - 1, -1):
+    float64_start = min(MAX_WEIGHT_BITS, 51 - _bit_length(bounds.max(initial=1)) - _bit_length(n_in))
+    float32_bits = range(MAX_WEIGHT_BITS, FLOAT32_MIN_WEIGHT_BITS - 1, -1) \
+        if bounds.max(initial=0) <= _FLOAT32_LIMIT and n_in < 2 ** 14 else ()
+    for bits, limit in [(b, _FLOAT32_LIMIT) for b in float32_bits] + \
+            [(b, _SUM_LIMIT) for b in range(float64_start, MIN_WEIGHT_BITS - 1, -1)]:
         out_bits = bits - exponent
         w = np.rint(np.ldexp(weight, out_bits)).astype(np.int64)   # |w| <= 2**bits
         b = np.rint(np.ldexp(bias, out_bits))
         if np.abs(b).max(initial=0) > _SUM_LIMIT:
             continue
         b = b.astype(np.int64)
-        out_bounds = np.abs(w) @ bounds + np.abs(b)   # exact: n_in * 2**bits * max U <= 2**51
-        if out_bounds.max(initial=0) <= _SUM_LIMIT:
+        sums, out_bounds = _worst_case(w, b, bounds)
+        if sums.max(initial=0) <= limit and out_bounds.max(initial=0) <= _SUM_LIMIT:
             return w, b, out_bits, out_bounds
     raise ValueError(f"a layer with {n_in} inputs cannot be evaluated exactly with {MIN_WEIGHT_BITS}-bit "
                      f"weights (inputs too wide or weights/biases of extreme range)")
+
+
+def _next_bounds(out_bounds, shift):
+    """Bounds of ``rint(relu(y) * 2**-shift)`` given ``|y| <= out_bounds``."""
+    return np.rint(np.ldexp(out_bounds.astype(np.float64), -shift)).astype(np.int64)
+
+
+def _evaluation_plan(layers, bounds):
+    """Per layer (W^T, b, 2**-shift) ready for BLAS, W^T in float32 where its sums stay below 2**24.
+
+    Recomputes every bound from the arrays, so a damaged or forged model
+    whose sums could round is refused instead of decoding differently on
+    another machine.
+    """
+    plan = []
+    for index, layer in enumerate(layers):
+        w, b, shift = layer["weight"], layer["bias"], int(layer["shift"])
+        sums, out_bounds = _worst_case(w, b, bounds)
+        if out_bounds.max(initial=0) > _SUM_LIMIT:
+            raise ValueError(f"layer {index} can reach {int(out_bounds.max())}, above 2**52: its sums would "
+                             f"not be exact")
+        exact32 = sums.max(initial=0) <= _FLOAT32_LIMIT and np.max(bounds, initial=0) <= _FLOAT32_LIMIT
+        plan.append((w.T.astype(np.float32 if exact32 else np.float64), b.astype(np.float64), 2.0 ** -shift))
+        bounds = _next_bounds(out_bounds, shift)
+    return plan
+
+
+def _input_bounds(inputs):
+    """Integer encoder inputs: scale bits F_k and bounds U_k, per network input."""
+    scale_bits, bounds = [], []
+    for kind, columns, extra in inputs:
+        width = sum(extra) if kind == "onehot" else len(columns)
+        bits, clip = _INPUT_FORMATS[kind]
+        scale_bits += [bits] * width
+        bounds += [int(clip * 2 ** bits)] * width
+    return np.array(scale_bits, dtype=np.int64), np.array(bounds, dtype=np.int64)
 
 
 def _linear_layers(mlp):
@@ -187,7 +241,7 @@ def _quantize_mlp(layers, scale_bits, bounds):
         shift = 0
         if index < len(layers) - 1:
             shift = max(0, _bit_length(out_bounds.max(initial=0)) - ACTIVATION_BITS)
-            bounds = np.rint(np.ldexp(out_bounds.astype(np.float64), -shift)).astype(np.int64)
+            bounds = _next_bounds(out_bounds, shift)
             scale_bits = np.full(len(b), out_bits - shift)
         out.append({"weight": w, "bias": b, "shift": shift})
     return out, int(out_bits)
@@ -212,24 +266,14 @@ class PortableModel:
         self.encoder_bits = int(encoder_bits)
         self.decoder_bits = int(decoder_bits)
         self._check()
-        # float64 copies for BLAS (exact: |W| <= 2**24)
-        self._encoder = [(layer["weight"].astype(np.float64).T.copy(), layer["bias"].astype(np.float64),
-                          float(2.0 ** -layer["shift"])) for layer in encoder]
-        self._decoder = [(layer["weight"].astype(np.float64).T.copy(), layer["bias"].astype(np.float64),
-                          float(2.0 ** -layer["shift"])) for layer in decoder]
+        self._encoder = _evaluation_plan(encoder, _input_bounds(inputs)[1])
+        self._decoder = _evaluation_plan(decoder, np.full(self.latent_dim, LATENT_BOUND, dtype=np.int64))
 
     @classmethod
     def from_module(cls, module, likelihood, n_features):
         """Quantize a fitted :class:`~skvae.modules.VAEModule` (exact operations only)."""
         inputs = _input_parts(module.encoder.preprocess, likelihood, n_features)
-        scale_bits, bounds = [], []
-        for kind, columns, extra in inputs:
-            width = sum(extra) if kind == "onehot" else len(columns)
-            bits, clip = _INPUT_FORMATS[kind]
-            scale_bits += [bits] * width
-            bounds += [int(clip * 2 ** bits)] * width
-        encoder, encoder_bits = _quantize_mlp(_linear_layers(module.encoder.net), np.array(scale_bits),
-                                              np.array(bounds, dtype=np.int64))
+        encoder, encoder_bits = _quantize_mlp(_linear_layers(module.encoder.net), *_input_bounds(inputs))
         latent_dim = module.latent_dim
         decoder, decoder_bits = _quantize_mlp(_linear_layers(module.decoder.net),
                                               np.full(latent_dim, LATENT_SCALE_BITS),
@@ -291,7 +335,11 @@ class PortableModel:
     @staticmethod
     def _run(layers, a):
         for index, (weight, bias, scale) in enumerate(layers):
-            a = a @ weight + bias   # exact: integers below 2**53 whatever the summation order
+            # exact: integers below 2**53 (float32 layers: below 2**24) whatever the summation order
+            if weight.dtype == np.float32:
+                a = (a.astype(np.float32) @ weight).astype(np.float64) + bias
+            else:
+                a = a @ weight + bias
             if index < len(layers) - 1:
                 a = np.rint(np.maximum(a, 0.0) * scale)
         return a
