@@ -1,15 +1,18 @@
-"""Rate and speed of BitsBackCoder (one torch thread).
+"""Rate and speed of BitsBackCoder (one thread).
 
 Sections (each writes one table into benchmarks/results/coder.md):
 
 * reference: raw throughput of constriction's Bernoulli coder on this machine
   (a ceiling for 0/1 columns: rows/s <= symbols/s / n_columns);
-* speed: encode / decode rows/s for 784 binary columns (Caltech-101
-  Silhouettes, VAE latent 40, hidden 100) and for a 16-column table (nltcs);
-* rate: payload bits against the model's negative ELBO (Monte-Carlo, 16
-  independent draws per row) plus the reported one-time overhead, on 10,000
-  rows of each;
-* K: bits/dim and time for optimal_inference_steps K = 0, 1, 2, 5, 10;
+* speed: encode / decode rows/s of the exact (portable) coder for 784 binary
+  columns (Caltech-101 Silhouettes, VAE latent 40, hidden 100) and for 16
+  columns (nltcs), side by side with the floating-point coder of skvae 0.1
+  (commit ``FLOAT_REFERENCE``, checked out with ``git worktree``) on the same
+  fitted models and rows: fresh processes, alternating, best of each;
+* rate: payload bits of the exact coder against the float model's negative
+  ELBO (Monte-Carlo, 16 independent draws per row) plus the one-time
+  overhead, on Silhouettes and four of the twenty data sets (nltcs, plants,
+  dna, ad: 16 to 1,556 columns);
 * parallel: n_jobs=2 against n_jobs=1 (bytes must be identical);
 * memory (``--memory``): peak RSS of compressing and decompressing a
   1,000,000 x 100 uint8 .npy memmap, streamed, in a fresh process.
@@ -28,6 +31,11 @@ import sys
 import textwrap
 import time
 
+import json
+import shutil
+import tempfile
+
+import joblib
 import numpy as np
 import torch
 from _harness import REPO, RESULTS, command_line, load_dataset
@@ -85,25 +93,67 @@ def payload_bits(blob):
     return 32 * sum(len(c.words) for c in parse(blob)[1])
 
 
-def speed_row(name, coder, X, repeats=3):
-    """Best of ``repeats`` runs (the machine is shared: the best run is the least disturbed)."""
-    coder.encode(X[:300])  # warm-up
-    t_enc = t_dec = np.inf
-    for _ in range(repeats):
-        blob, t = timed(coder.encode, X)
-        t_enc = min(t_enc, t)
-        Y, t = timed(coder.decode, blob)
-        t_dec = min(t_dec, t)
+FLOAT_REFERENCE = "6edbbe8"  # the last commit with the floating-point coder (skvae 0.1)
+
+SPEED_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import joblib, numpy as np, torch
+    torch.set_num_threads(1)
+    from skvae.coding import BitsBackCoder
+    coder = BitsBackCoder(joblib.load(sys.argv[2])).fit()
+    X = np.load(sys.argv[3])
+    coder.decode(coder.encode(X[:300]))  # warm-up
+    t_enc = t_dec = float("inf")
+    for _ in range(int(sys.argv[4])):
+        start = time.perf_counter(); blob = coder.encode(X); t_enc = min(t_enc, time.perf_counter() - start)
+        start = time.perf_counter(); Y = coder.decode(blob); t_dec = min(t_dec, time.perf_counter() - start)
         assert np.array_equal(X, Y) and Y.dtype == X.dtype
-    return {"data": name, "rows": len(X), "cols": X.shape[1], "encode rows/s": len(X) / t_enc,
-            "decode rows/s": len(X) / t_dec, "file bits/dim": 8 * len(blob) / X.size}
+    print(json.dumps({"encode": len(X) / t_enc, "decode": len(X) / t_dec, "bits": 8 * len(blob)}))
+""")
+
+
+def speed_rows(name, estimator, X, reference, workdir, rounds=3, repeats=3):
+    """Exact coder against the float coder of ``reference`` (a source tree), alternating fresh processes.
+
+    The machine is shared, so each side keeps its best run (the least disturbed one).
+    """
+    joblib.dump(estimator, os.path.join(workdir, "estimator.joblib"))
+    np.save(os.path.join(workdir, "rows.npy"), X)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    best = {}
+    for _ in range(rounds):
+        for side, tree in (("exact", str(REPO)), ("float (skvae 0.1)", reference)):
+            out = subprocess.run([sys.executable, "-c", SPEED_SCRIPT, tree, os.path.join(workdir, "estimator.joblib"),
+                                  os.path.join(workdir, "rows.npy"), str(repeats)],
+                                 check=True, capture_output=True, text=True, env=env).stdout
+            run = json.loads(out.strip().splitlines()[-1])
+            prev = best.setdefault(side, run)
+            prev["encode"], prev["decode"] = max(prev["encode"], run["encode"]), max(prev["decode"], run["decode"])
+    exact, floating = best["exact"], best["float (skvae 0.1)"]
+    rows = [{"data": name, "coder": side, "rows": len(X), "encode rows/s": r["encode"], "decode rows/s": r["decode"],
+             "file bits/dim": r["bits"] / X.size} for side, r in best.items()]
+    rows.append({"data": name, "coder": "ratio exact / float", "rows": len(X),
+                 "encode rows/s": exact["encode"] / floating["encode"],
+                 "decode rows/s": exact["decode"] / floating["decode"],
+                 "file bits/dim": exact["bits"] / floating["bits"]})
+    return rows
+
+
+def float_reference_tree(workdir):
+    """A checkout of the float coder's commit (``git worktree``), removed at exit by the caller."""
+    tree = os.path.join(workdir, "skvae-float-reference")
+    if not os.path.isdir(tree):
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", tree, FLOAT_REFERENCE],
+                       check=True, capture_output=True)
+    return tree
 
 
 def rate_row(name, coder, X):
     r = coder.report(X)
     ideal = r.negative_elbo_bits + r.overhead_bits
-    return {"data": name, "rows": r.n_rows, "payload bits": r.payload_bits,
-            "-ELBO bits (MC)": r.negative_elbo_bits, "overhead bits": r.overhead_bits,
+    return {"data": name, "rows": r.n_rows, "cols": r.n_features, "payload bits": r.payload_bits,
+            "float -ELBO bits (MC)": r.negative_elbo_bits, "overhead bits": r.overhead_bits,
             "gap vs -ELBO+overhead": (r.payload_bits - ideal) / ideal,
             "container bits": r.container_bits, "payload bits/row": r.payload_bits / r.n_rows,
             "gzip bits/row": r.gzip_bits / r.n_rows, "xz bits/row": r.xz_bits / r.n_rows}
@@ -155,7 +205,6 @@ def memory_section(epochs, n_rows, workdir):
     data = load_dataset("baudio")
     vae, _ = fit_model(data.train, 10, (50,), epochs)
     coder = BitsBackCoder(vae).fit()
-    import joblib
     joblib.dump(coder, os.path.join(workdir, "coder.joblib"))
     base = np.concatenate([data.train, data.valid, data.test])
     path = os.path.join(workdir, "big.npy")
@@ -184,13 +233,13 @@ def main():
     parser.add_argument("--memory", action="store_true", help="also run the 1,000,000 x 100 memmap test")
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", default="/tmp")
+    parser.add_argument("--float-reference", default=None, metavar="DIR",
+                        help=f"source tree of the float coder (default: a git worktree of {FLOAT_REFERENCE})")
     parser.add_argument("--out", default=str(RESULTS / "coder.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     epochs = 2 if args.quick else args.epochs
     n_speed = 3000 if args.quick else 20000
-    ks = (0, 1, 2) if args.quick else (0, 1, 2, 5, 10)
-    n_k = 300 if args.quick else 2000
     sections = []
 
     enc, dec = bernoulli_ceiling()
@@ -206,30 +255,32 @@ def main():
     X784 = np.resize(all_sil, (n_speed, 784))  # repeats rows past 8,671
     X16 = np.resize(nltcs.train, (n_speed, 16))
     coder784 = BitsBackCoder(vae784).fit()
-    coder16 = BitsBackCoder(vae16).fit()
 
-    sections.append(("speed (one thread)", [speed_row("silhouettes, 784 cols (latent 40, hidden 100)", coder784, X784),
-                                            speed_row("nltcs, 16 cols (latent 8, hidden 64)", coder16, X16)]))
+    workdir = tempfile.mkdtemp(prefix="bench-coder-", dir=args.workdir)
+    try:
+        reference = args.float_reference or float_reference_tree(workdir)
+        sections.append(("speed (one thread): exact coder against the float coder of skvae 0.1",
+                         speed_rows("silhouettes, 784 cols (latent 40, hidden 100)", vae784, X784, reference, workdir)
+                         + speed_rows("nltcs, 16 cols (latent 8, hidden 64)", vae16, X16, reference, workdir)))
+    finally:
+        if not args.float_reference:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            os.path.join(workdir, "skvae-float-reference")], capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     enc_share, dec_share = time_split(coder784, X784[:5000])
     sections.append(("where the time goes (784 cols, cProfile)", [{
         "share of encode time in constriction": f"{100 * enc_share:.0f} %",
         "share of decode time in constriction": f"{100 * dec_share:.0f} %"}]))
-    n_rate = 2000 if args.quick else 10000
-    sections.append(("rate on 10,000 rows (default coder, K=0)",
-                     [rate_row("silhouettes train+valid+test(+1,329 repeated)", coder784, X784[:n_rate]),
-                      rate_row("nltcs train[:10000]", coder16, nltcs.train[:n_rate])]))
 
-    k_rows = []
-    Xk = sil.test[:n_k]
-    for k in ks:
-        coder = BitsBackCoder(vae784, optimal_inference_steps=k).fit()
-        blob, t_enc = timed(coder.encode, Xk)
-        Y, t_dec = timed(coder.decode, blob)
-        assert np.array_equal(Y, Xk)
-        k_rows.append({"K": k, "payload bits/dim": payload_bits(blob) / Xk.size,
-                       "file bits/dim": 8 * len(blob) / Xk.size, "encode rows/s": len(Xk) / t_enc,
-                       "decode rows/s": len(Xk) / t_dec})
-    sections.append((f"K-step posterior refinement (silhouettes test[:{n_k}], inference_lr=0.05)", k_rows))
+    n_rate = 2000 if args.quick else 10000
+    rate_rows = [rate_row("silhouettes train+valid+test (+1,329 repeated)", coder784, X784[:n_rate]),
+                 rate_row("nltcs train[:10000]", BitsBackCoder(vae16).fit(), nltcs.train[:n_rate])]
+    for name in ("plants", "dna", "ad"):
+        data = load_dataset(name)
+        vae, _ = fit_model(data.train, 20, (100,), epochs)
+        rows = np.concatenate([data.train, data.valid, data.test])[:n_rate]
+        rate_rows.append(rate_row(f"{name} train+valid+test[:{n_rate}]", BitsBackCoder(vae).fit(), rows))
+    sections.append(("rate of the exact coder against the float model's -ELBO (default coder)", rate_rows))
 
     serial = BitsBackCoder(vae784, chunk_size=2500).fit()
     parallel = BitsBackCoder(vae784, chunk_size=2500, n_jobs=2).fit()
@@ -247,7 +298,7 @@ def main():
     lines = ["# BitsBackCoder: rate and speed", "", f"Command: `{command_line()}`", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
              f"{load[0]:.1f} at the end (shared with other jobs: absolute speeds are pessimistic); "
-             f"torch {torch.__version__}, one thread. Models: {epochs} epochs "
+             f"torch {torch.__version__}, numpy {np.__version__}, one thread. Models: {epochs} epochs "
              f"(784 cols: {t784:.0f} s, 16 cols: {t16:.0f} s to fit).", ""]
     for title, rows in sections:
         lines += [f"## {title}", "", table(rows), ""]
