@@ -350,6 +350,30 @@ def test_cli_errors_are_one_line_messages(coder, data, tmp_path, capsys):
         assert "model" in capsys.readouterr().out
 
 
+def test_cli_failures_keep_existing_outputs(coder, data, tmp_path, capsys):
+    from skvae.cli import main
+
+    coder.save(tmp_path / "model.npz")
+    (tmp_path / "x.bb").write_bytes(coder.encode(data[1][:100]))
+    np.save(tmp_path / "bad.npy", np.full((3, 16), 2, dtype=np.uint8))
+    for name in ("old.bb", "old.npy"):
+        (tmp_path / name).write_text("precious")
+    model = str(tmp_path / "model.npz")
+    assert main(["compress", model, str(tmp_path / "bad.npy"), str(tmp_path / "old.bb")]) == 1
+    (tmp_path / "cut.bb").write_bytes((tmp_path / "x.bb").read_bytes()[:-9])
+    assert main(["decompress", model, str(tmp_path / "cut.bb"), str(tmp_path / "old.npy")]) == 1
+    np.save(tmp_path / "same.npy", data[1][:50])
+    assert main(["compress", model, str(tmp_path / "same.npy"), str(tmp_path / "same.npy")]) == 1
+    assert "is the input" in capsys.readouterr().err
+    assert np.array_equal(np.load(tmp_path / "same.npy"), data[1][:50])
+    assert [(tmp_path / n).read_text() for n in ("old.bb", "old.npy")] == ["precious", "precious"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]  # no temporary file left
+    (tmp_path / "junk.joblib").write_bytes(b"not a pickle at all")
+    assert main(["decompress", str(tmp_path / "junk.joblib"), str(tmp_path / "x.bb"), str(tmp_path / "y.npy")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "neither a skvae model file" in err
+
+
 def test_grid_search_picks_a_coder_by_score(data):
     from sklearn.model_selection import GridSearchCV
 

@@ -14,10 +14,14 @@ read without executing anything from it; a joblib file is a pickle, which runs
 code when loaded, so it is accepted only as a trusted local file.
 """
 
+import contextlib
 import functools
 import mmap
 import os
+import signal
 import sys
+import tempfile
+import threading
 
 import numpy as np
 
@@ -74,7 +78,13 @@ def _load_coder(path, **params):
         return BitsBackCoder.load(path).set_params(**params)
     import joblib
 
-    obj = joblib.load(path)
+    try:
+        obj = joblib.load(path)
+    except OSError:
+        raise
+    except Exception as exc:  # anything unpickling can raise on a foreign or damaged file
+        raise ValueError(f"{path} is neither a skvae model file (.npz) nor a readable joblib file "
+                         f"({type(exc).__name__}: {exc})") from None
     if isinstance(obj, BitsBackCoder):
         if not hasattr(obj, "model_"):
             raise ValueError(f"{path} holds an unfitted BitsBackCoder")
@@ -96,7 +106,16 @@ def _read_input(path, dtype):
     return np.loadtxt(path, delimiter=",", dtype=np.dtype(dtype), ndmin=2)
 
 
+def _check_paths(args):
+    """Refuse an output that is the input or the model (writing it would destroy what is being read)."""
+    for name in ("input", "model"):
+        source = getattr(args, name)
+        if os.path.exists(args.output) and os.path.exists(source) and os.path.samefile(source, args.output):
+            raise ValueError(f"the output {args.output} is the {name}; choose another output path")
+
+
 def _compress(args):
+    _check_paths(args)
     coder = _load_coder(args.model, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
     X = _read_input(args.input, args.dtype)
     with _output(args.output, "wb") as f:
@@ -108,6 +127,7 @@ def _compress(args):
 
 
 def _decompress(args):
+    _check_paths(args)
     coder = _load_coder(args.model, n_jobs=args.n_jobs)
     with open(args.input, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
@@ -115,16 +135,12 @@ def _decompress(args):
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         if args.output.endswith(".npy"):
-            def allocate(shape, dtype):
-                return np.lib.format.open_memmap(args.output, mode="w+", dtype=dtype, shape=shape)
-            try:
+            with _atomic_path(args.output) as temporary:
+                def allocate(shape, dtype):
+                    return np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
                 out = coder._read(data, out=allocate)
                 out.flush()
                 del out
-            except BaseException:
-                if os.path.exists(args.output):
-                    os.remove(args.output)
-                raise
         else:
             X = coder._read(data)
             fmt = "%.17g" if X.dtype.kind == "f" else "%d"
@@ -139,27 +155,57 @@ def _decompress(args):
     return 0
 
 
-class _output:
-    """Open a file for writing and delete it again if writing fails."""
+@contextlib.contextmanager
+def _atomic_path(path):
+    """A temporary path beside ``path`` that replaces it only if the block succeeds.
 
-    def __init__(self, path, mode):
-        self.path, self.mode = path, mode
+    The file is synced before the rename, so ``path`` holds either its old
+    contents or the complete new file, whatever happens (an error, Ctrl-C,
+    SIGTERM); the temporary file is removed on failure.
+    """
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part",
+                                         dir=os.path.dirname(os.path.abspath(path)))
+    os.close(handle)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
-    def __enter__(self):
-        self.file = open(self.path, self.mode)
-        return self.file
 
-    def __exit__(self, kind, value, traceback):
-        self.file.close()
-        if kind is not None and os.path.exists(self.path):
-            os.remove(self.path)
-        return False
+@contextlib.contextmanager
+def _output(path, mode):
+    """A file opened for writing whose contents replace ``path`` only when the block succeeds."""
+    with _atomic_path(path) as temporary, open(temporary, mode) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """SIGTERM raises SystemExit while a command runs, so its temporary files are cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _guarded(command, name, args):
     """Run a sub-command; bad input becomes a one-line message and exit status 1."""
     try:
-        return command(args)
+        with _terminate_as_exit():
+            return command(args)
     except (ValueError, TypeError, OSError) as exc:
         print(f"skvae {name}: error: {exc}", file=sys.stderr)
         return 1
