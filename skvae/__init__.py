@@ -5,15 +5,17 @@ Estimators: :class:`VAEDensityEstimator` (plain ELBO, dropout, AIR),
 (``RHAVAE``); lossless compression with a fitted model: :class:`BitsBackCoder`.
 Submodules: ``datasets``, ``diagnostics``, ``plotting``, ``streaming``,
 ``parallel``, ``likelihoods``.
+
+The public names are imported on first use, so ``skvae.coding`` loads (and
+decodes bits-back files) without torch.
 """
 
-from .callbacks import ELBOMonitor
-from .coding import BitsBackCoder
-from .rha import RHAVAE, ReverseHalfAsleep
-from .vae import VAEDensityEstimator
-from .wsa import WSAVAE, WeightedSelfAugmentation
+import importlib
 
 __version__ = "0.2.0"
+
+_HOMES = {"VAEDensityEstimator": "vae", "WeightedSelfAugmentation": "wsa", "WSAVAE": "wsa",
+          "ReverseHalfAsleep": "rha", "RHAVAE": "rha", "BitsBackCoder": "coding", "ELBOMonitor": "callbacks"}
 
 __all__ = [
     "VAEDensityEstimator",
@@ -25,3 +27,15 @@ __all__ = [
     "ELBOMonitor",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'skvae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

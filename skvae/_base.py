@@ -7,7 +7,6 @@ inverse_transform). Training itself happens in a private skorch net built in
 """
 
 import math
-import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -18,7 +17,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._net import ELBOLoss, VAENet, eval_mode
 from .callbacks import EpochProgressBar
+from ._rng import cuda_index, seed_from
 from ._tabular import TableSchema
+from ._validation import _check_int, _check_real, check_layer_sizes
 from .likelihoods import get_likelihood
 from .modules import VAEModule
 
@@ -406,27 +407,6 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return tags
 
 
-def cuda_index(device):
-    """Index of the CUDA device whose RNG stream a run on ``device`` draws from; None on the CPU."""
-    if device.type != "cuda":
-        return None
-    return device.index if device.index is not None else torch.cuda.current_device()
-
-
-def seed_from(random_state):
-    """An int seed for torch from a scikit-learn style ``random_state``.
-
-    None draws fresh OS entropy, so the caller's global numpy RNG is not used.
-    """
-    if random_state is None:
-        return int(np.random.default_rng().integers(2**31 - 1))
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
-
-
 def _as_latent(Z, latent_dim):
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or Z.shape[1] != latent_dim:
@@ -434,33 +414,3 @@ def _as_latent(Z, latent_dim):
     if not np.isfinite(Z).all():
         raise ValueError("Z contains NaN or infinity")
     return Z
-
-
-def check_layer_sizes(sizes, name):
-    """Hidden layer widths as a tuple of positive ints (an int means one layer)."""
-    if isinstance(sizes, numbers.Integral):
-        sizes = (sizes,)
-    try:
-        sizes = tuple(sizes)
-    except TypeError:
-        raise ValueError(f"{name} must be positive integers, got {sizes!r}") from None
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-        raise ValueError(f"{name} must be positive integers, got {sizes!r}")
-    return tuple(int(s) for s in sizes)
-
-
-def _check_int(value, name, low):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-
-
-def _check_real(value, name, low=None, high=None, low_open=False, high_open=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if (low is not None and (value < low or (low_open and value == low))) or \
-            (high is not None and (value > high or (high_open and value == high))):
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")

@@ -16,7 +16,8 @@ import torch
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _check_int, _check_real, seed_from
+from ._rng import seed_from
+from ._validation import _check_int, _check_real
 from ._net import eval_mode
 from ._row_noise import row_normal_noise
 from .inference import refit_encoder

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._rng import cuda_index, seed_from
 from ._row_noise import row_normal_noise
+from ._validation import _check_int, _check_real
 from .objectives import negative_elbo_loss, posterior_elbo_terms
 
 __all__ = ["refine_posterior", "refit_encoder"]
@@ -122,9 +124,7 @@ def refit_encoder(estimator, X, n_epochs=50, lr=None, batch_size=None, warm_star
     >>> refit is vae, refit.encoder_refit_loss_.shape
     (False, (5,))
     """
-    # Imported here so that the net and estimator modules may import this one.
-    from ._base import _check_int, _check_real, cuda_index, seed_from
-    from ._net import TensorBatches, dropout_off
+    from ._net import TensorBatches, dropout_off  # here: _net imports this module
 
     check_is_fitted(estimator, "net_")
     _check_int(n_epochs, "n_epochs", 0)

@@ -10,10 +10,12 @@ definition of each observation model in the library.
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .modules import Affine, ColumnwiseInput, OneHot
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # decoding a bits-back file (skvae.coding) needs the objects' numbers, not torch
+    torch = F = None
 
 __all__ = ["Likelihood", "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "Mixed", "get_likelihood"]
 
@@ -213,6 +215,8 @@ class Categorical(Likelihood):
                              f"{self.n_categories[j]} category codes 0..{self.n_categories[j] - 1}")
 
     def encoder_preprocess(self):
+        from .modules import OneHot
+
         return OneHot(self.n_categories)
 
     def __repr__(self):
@@ -278,6 +282,8 @@ class DiscretizedLogistic(Likelihood):
                              f"{self.low[j]:g}..{self.high[j]:g} seen in fit")
 
     def encoder_preprocess(self):
+        from .modules import Affine
+
         return Affine(self._center, self._half)
 
     def __repr__(self):
@@ -334,6 +340,8 @@ class Mixed(Likelihood):
             likelihood.check_support(X[:, cols], column_names=names)
 
     def encoder_preprocess(self):
+        from .modules import ColumnwiseInput
+
         return ColumnwiseInput([(likelihood.encoder_preprocess(), cols) for likelihood, cols in self.parts])
 
     def __repr__(self):

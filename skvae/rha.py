@@ -15,7 +15,8 @@ import torch
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseVAE, _check_int, _check_real
+from ._base import BaseVAE
+from ._validation import _check_int, _check_real
 from ._net import VAENet, dropout_off
 from .objectives import elbo_terms, mixture_encoder_loss
 

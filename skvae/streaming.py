@@ -19,7 +19,7 @@ import os
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._base import _check_int
+from ._validation import _check_int
 
 __all__ = ["fit_in_chunks"]
 

@@ -30,17 +30,13 @@ import zlib
 from importlib.metadata import version as _dist_version
 
 import numpy as np
-import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import _check_int, _check_real
-from ..likelihoods import get_likelihood
-from ..objectives import elbo_terms
-from ..parallel import limit_torch_threads
+from .._validation import _check_int, _check_real
 from ._bitsback import ChunkCodec
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
@@ -174,6 +170,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         -------
         self : BitsBackCoder
         """
+        from ..likelihoods import get_likelihood  # torch is needed to fit, not to load and decode
+
         self._coding_params()  # validate before any training
         if self.estimator is None:
             from ..vae import VAEDensityEstimator
@@ -606,6 +604,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         values, so duplicated rows share one draw; on data with many
         duplicates its sum is much noisier than this estimate.
         """
+        import torch
+
+        from ..objectives import elbo_terms
+        from ..parallel import limit_torch_threads
+
         module, likelihood = self.module_, self.estimator_.likelihood_
         generator = torch.Generator().manual_seed(0)
         total = 0.0
