@@ -241,6 +241,15 @@ def _rewrite_header(data, **changes):
             + data[14 + length + 4:])
 
 
+def test_a_coder_fitted_by_the_float_version_asks_to_be_refitted(cases):
+    import copy
+
+    old = copy.copy(cases["real"][0])
+    del old.model_  # what unpickling a skvae 0.1 coder gives: module_ but no model_
+    with pytest.raises(ValueError, match="fitted by skvae 0.1.*fit it again"):
+        old.encode(cases["real"][1])
+
+
 def test_files_of_another_arithmetic_or_format_version_are_refused(cases):
     coder, X = cases["real"]
     data = coder.encode(X[:20])

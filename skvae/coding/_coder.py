@@ -232,7 +232,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         -------
         self : BitsBackCoder
         """
-        check_is_fitted(self, "model_")
+        self._check_fitted()
         names = getattr(self, "feature_names_in_", None)
         write_model_file(path, self.model_, self._coding_params(), self.quantization,
                          None if self.schema_ is None else self.schema_.to_json(),
@@ -281,6 +281,12 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     # -- helpers ------------------------------------------------------------------
 
+    def _check_fitted(self):
+        if not hasattr(self, "model_") and hasattr(self, "module_"):
+            raise ValueError("this BitsBackCoder was fitted by skvae 0.1, whose floating-point coder this "
+                             "version replaces; fit it again (BitsBackCoder(coder.estimator_).fit())")
+        check_is_fitted(self, "model_")
+
     def _coding_params(self):
         """The validated coding parameters as a JSON-ready dict."""
         return _validated_params({name: getattr(self, name) for name in _PARAM_NAMES})
@@ -315,7 +321,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         return X
 
     def _checked_array(self, X):
-        check_is_fitted(self, "model_")
+        self._check_fitted()
         if self.schema_ is not None:
             # A mixed-type table: code its integer codes; decode maps them back.
             names = self.schema_.column_names()
@@ -429,7 +435,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _read_header(self, header):
         """Check that this coder can decode a file; return (codec, dtype, shape)."""
-        check_is_fitted(self, "model_")
+        self._check_fitted()
         if header.get("format") != "skvae-bitsback":
             raise ValueError("not a skvae bits-back file (unknown format name)")
         if header.get("arithmetic") != ARITHMETIC_VERSION:
