@@ -221,7 +221,8 @@ def test_container_layout_has_no_pickle(coder, data, monkeypatch):
     assert header["columns"] == [{"kind": "bernoulli", "count": 16}]
     assert header["params"]["chunk_size"] == 700 and header["constriction_version"].startswith("0.5")
     assert [c.n_rows for c in chunks] == [700, 100]
-    assert digest == __import__("hashlib").sha256(X.tobytes()).digest()
+    layout = json.dumps([header["dtype"], header["shape"], header["columns"], header["grid"]], sort_keys=True)
+    assert digest == __import__("hashlib").sha256(layout.encode() + X.tobytes()).digest()
 
     def no_pickle(*args, **kwargs):
         raise AssertionError("pickle used while decoding")
@@ -382,3 +383,64 @@ def test_grid_search_picks_a_coder_by_score(data):
     scores = search.cv_results_["mean_test_score"]
     assert np.all(scores < 0) and np.all(scores > -5)  # 200-row folds: the ~0.4 kB header weighs in
     assert search.best_params_["latent_precision"] == [2, 5][int(np.argmax(scores))]
+
+
+# -- hostile files and extreme values ------------------------------------------------------------
+
+
+def test_edited_dtype_or_shape_fails_the_integrity_check(coder, data):
+    X = data[1][:300]
+    blob = coder.encode(X)
+    with pytest.raises(ValueError, match="SHA-256"):
+        coder.decode(_rewrite_header(blob, dtype="|i1"))  # same bytes, other meaning, header CRC recomputed
+    with pytest.raises(ValueError, match="SHA-256"):
+        coder.decode(_rewrite_header(blob, dtype="|b1"))
+
+
+def test_a_chunk_claiming_more_rows_than_its_stream_can_hold_is_refused_before_allocating(coder, data):
+    original = coder.encode(data[1][:50])
+    header = parse(original)[0]
+    params = {**header["params"], "chunk_size": 2 ** 31 - 1}
+    # a forger who has the model recomputes every unkeyed check: fingerprint and CRCs
+    blob = _rewrite_header(original, shape=[2 ** 31 - 1, 16], n_chunks=1, params=params,
+                           fingerprint=coder._file_fingerprint(params, header["columns"]))
+    header_len = struct.unpack_from("<I", blob, 10)[0]
+    record = 14 + header_len + 4
+    forged = bytearray(blob)
+    struct.pack_into("<I", forged, record, 2 ** 31 - 1)  # n_rows is not under the stream CRC
+    with pytest.raises(ValueError, match="claims 2147483647 rows"):
+        coder.decode(bytes(forged))
+
+
+def test_extreme_values_and_parameters_give_value_errors(data):
+    rng = np.random.RandomState(0)
+    X = np.round(rng.randn(200, 2), 2) + 0.0
+    vae = VAEDensityEstimator(likelihood="gaussian", latent_dim=2, hidden_layer_sizes=(8,), max_epochs=2,
+                              random_state=0).fit(X)
+    with pytest.raises(ValueError, match="too many quantization steps"):
+        BitsBackCoder(vae, quantization=1e-300).fit().encode(X)
+    far = X.copy()
+    far[5, 1] = 1e300
+    with pytest.raises(ValueError, match=r"column 1 holds 1e\+300"):
+        BitsBackCoder(vae, quantization=0.01).fit().encode(far)
+    with pytest.raises(ValueError, match="latent_clip"):
+        BitsBackCoder(vae, latent_clip=float("nan"), quantization=0.01).fit()
+
+
+def test_a_panic_in_the_entropy_coder_becomes_a_value_error(coder, data, monkeypatch):
+    import constriction
+
+    class Panic(BaseException):  # what pyo3 raises for a Rust panic
+        pass
+
+    def panic(*args, **kwargs):
+        raise Panic("Invalid model parameter")
+
+    blob = coder.encode(data[1][:100])
+    monkeypatch.setattr(constriction.stream.stack, "AnsCoder", lambda *args: type("C", (), {
+        "encode_reverse": panic, "decode": panic, "num_valid_bits": lambda self: 10 ** 6,
+        "is_empty": lambda self: True, "get_compressed": lambda self: np.zeros(2, np.uint32)})())
+    with pytest.raises(ValueError, match="entropy coder failed.*Invalid model parameter"):
+        coder.encode(data[1][:100])
+    with pytest.raises(ValueError, match="entropy coder failed"):
+        coder.decode(blob)

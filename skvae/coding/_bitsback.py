@@ -59,14 +59,14 @@ def block_bounds(n_rows, block_size, ramp):
 
 
 @contextmanager
-def _constriction_errors_as_value_errors():
-    """Errors raised by the entropy coder on inconsistent streams become ValueError."""
+def entropy_coder_errors(what):
+    """Errors of the entropy coder become ValueError; a Rust panic (a BaseException) included."""
     try:
         yield
-    except ValueError:
+    except (ValueError, KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
         raise
-    except Exception as exc:
-        raise ValueError(f"corrupted chunk: {type(exc).__name__}: {exc}") from None
+    except BaseException as exc:
+        raise ValueError(f"{what}: the entropy coder failed ({type(exc).__name__}: {exc})") from None
 
 
 class ChunkCodec:
@@ -105,6 +105,10 @@ class ChunkCodec:
         ramp : list of int
             Sizes of the blocks between the first row and the full blocks.
         """
+        with entropy_coder_errors("encoding failed"):
+            return self._encode(symbols)
+
+    def _encode(self, symbols):
         prior = self.grid.prior_model()
         coder = constriction.stream.stack.AnsCoder()
         n_rows, ramp = len(symbols), []
@@ -152,12 +156,10 @@ class ChunkCodec:
         prior = grid.prior_model()
         latent_dim = self.model.latent_dim
         bounds = block_bounds(n_rows, self.block_size, ramp)
-        try:
+        with entropy_coder_errors("corrupted chunk"):  # constriction rejects some malformed streams itself
             coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
-        except Exception as exc:  # constriction rejects some malformed streams itself
-            raise ValueError(f"corrupted chunk: {exc}") from None
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
-        with _constriction_errors_as_value_errors():
+        with entropy_coder_errors("corrupted chunk"):
             for start, stop in reversed(bounds):
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
                 block = columns.pop(coder, self._decoder_output(cells))
@@ -171,6 +173,18 @@ class ChunkCodec:
         if not coder.is_empty():
             raise ValueError("corrupted chunk: bits are left over after decoding")
         return out
+
+    def max_rows(self, n_words):
+        """The most rows a stream of ``n_words`` words can hold (bounds what decoding allocates).
+
+        Every row pays at least the cheapest code of its columns
+        (:meth:`ColumnModel.min_bits_per_row`); the latents can give back at
+        most a few bits per row beyond what they cost, allowed for generously.
+        """
+        floor = self.columns.min_bits_per_row()
+        if floor <= 0:
+            return float("inf")
+        return int((32 * n_words + 64 + 16 * self.model.latent_dim) / floor) + 1
 
     def first_row_overhead_bits(self, symbols):
         """Bits the first row of a chunk does not get back: entropy of its discretized q(z|x)."""

@@ -359,7 +359,13 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             else:
                 step = self.quantization
             _check_real(step, "quantization step", low=0.0, low_open=True)
-            k = np.rint(np.asarray(X[:, j], dtype=np.float64) / step)
+            values = np.asarray(X[:, j], dtype=np.float64)
+            with np.errstate(over="ignore"):
+                k = np.rint(values / step)
+            far = ~(np.abs(k) < 2.0 ** 53)
+            if far.any():
+                raise ValueError(f"column {names[j]!r} holds {float(values[far][0])!r}, too many quantization "
+                                 f"steps of {float(step)!r} from 0 to code")
             grid[str(j)] = [float(step), int(k.min(initial=0)), int(k.max(initial=0))]
         return grid
 
@@ -387,7 +393,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "n_chunks": n_chunks,
         }
         write_preamble(stream, header)
-        digest = hashlib.sha256()
+        digest = _array_digest(header)
         crcs = []
         names = self._column_names()
 
@@ -478,13 +484,17 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     def _read(self, data, out=None):
         header, chunks, expected = parse(data)
         codec, dtype, shape = self._read_header(header)
+        for index, chunk in enumerate(chunks):  # before allocating anything of the claimed size
+            if chunk.n_rows > codec.max_rows(len(chunk.words)):
+                raise ValueError(f"corrupted bits-back file: chunk {index} claims {chunk.n_rows} rows, more than "
+                                 f"its {len(chunk.words)} words can hold")
         if out is None:
             out = np.empty(shape, dtype=dtype)
         elif callable(out):  # allocate once shape and dtype are known (e.g. an .npy memmap)
             out = out(shape, dtype)
         if out.shape != shape or out.dtype != dtype:
             raise ValueError(f"out must have shape {shape} and dtype {dtype}")
-        digest = hashlib.sha256()
+        digest = _array_digest(header)
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(codec.decode)(chunk.words, chunk.n_rows, chunk.ramp) for chunk in chunks)
         start = 0
@@ -631,6 +641,16 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
         return tags
+
+
+def _array_digest(header):
+    """SHA-256 to be fed the array's bytes, seeded with the header fields that say how to read them.
+
+    An edited dtype, shape, column schema or grid then fails the check even
+    when the edit keeps every byte of the array and recomputes the header CRC.
+    """
+    layout = [header["dtype"], header["shape"], header["columns"], header.get("grid")]
+    return hashlib.sha256(json.dumps(layout, sort_keys=True).encode())
 
 
 def _validated_params(params):

@@ -21,7 +21,9 @@ Layout, all integers little-endian::
                      between the first row and the full blocks
         stream       4 * n_words bytes (uint32 words)
     trailer      8 bytes   b"SKVAEEND"
-    sha256       32 bytes  SHA-256 of the whole original array (C order bytes)
+    sha256       32 bytes  SHA-256 of the JSON list [dtype, shape, column schema,
+                           grid] (sorted keys) followed by the whole original
+                           array's bytes (C order): the bytes and how to read them
 
 Every chunk is an independent ANS stream, so chunks can be written and read
 one at a time and coded in parallel. :func:`parse` checks the whole structure

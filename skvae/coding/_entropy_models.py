@@ -36,6 +36,7 @@ __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns"
            "register_column_model"]
 
 _FLOOR = 2.0 ** -60  # added to every table entry: a row of zeros (far tails) stays normalizable
+_CONSTRICTION_BITS = 24  # constriction's models give every symbol at least 2**-24
 _WORK_ENTRIES = 1 << 16  # table entries computed at a time
 
 
@@ -46,6 +47,11 @@ def _categorical():
 
 def _corrupted():
     return ValueError("corrupted chunk: a decoded symbol is outside its range")
+
+
+def _cheapest_code_bits(n_symbols, floor=2.0 ** -_CONSTRICTION_BITS):
+    """-log2 of the largest probability a model over ``n_symbols`` symbols can give one of them."""
+    return -math.log2(1.0 - (n_symbols - 1) * floor) if n_symbols > 1 else 0.0
 
 
 class BinnedDistribution:
@@ -120,6 +126,10 @@ class BinnedDistribution:
             coder.encode_reverse(offsets, _categorical(), self._bin_table(groups, mean, std))
         if self.n_groups > 1:
             coder.encode_reverse(groups.astype(np.int32), _categorical(), self._group_table(mean, std))
+
+    def min_bits(self):
+        """The fewest bits any symbol can cost (each stage leaves 2**-24 to every other entry)."""
+        return sum(_cheapest_code_bits(k) for k in (self.n_groups, self.group) if k > 1 and self.n_bins > 1)
 
     def pop(self, coder, mean, std):
         """Decode one symbol per entry of ``mean`` (int64, 1-D)."""
@@ -251,6 +261,10 @@ class ColumnModel:
         """The symbols as an array of the caller's dtype."""
         return symbols.astype(dtype)
 
+    def min_bits_per_row(self):
+        """The fewest bits a row's columns can cost (0 if some row may be free)."""
+        raise NotImplementedError
+
 
 class BernoulliColumns(ColumnModel):
     """0/1 columns coded with constriction's Bernoulli model.
@@ -264,6 +278,9 @@ class BernoulliColumns(ColumnModel):
 
     def _probs(self, params):
         return bernoulli_probabilities(params, self.precision).ravel()
+
+    def min_bits_per_row(self):
+        return self.n_features * _cheapest_code_bits(2, 2.0 ** -self.precision)
 
     def push(self, coder, symbols, params):
         coder.encode_reverse(symbols.ravel(), constriction.stream.model.Bernoulli(perfect=False),
@@ -293,6 +310,9 @@ class CategoricalColumns(ColumnModel):
     def pop(self, coder, params):
         return np.stack([coder.decode(_categorical(), table) for table in self._column_tables(params)], axis=1)
 
+    def min_bits_per_row(self):
+        return sum(_cheapest_code_bits(k) for k in self.likelihood.n_categories)
+
     def schema(self):
         return [{"kind": self.kind, "count": self.n_features, "categories": list(self.likelihood.n_categories)}]
 
@@ -314,6 +334,9 @@ class _BinnedColumns(ColumnModel):
         loc, scale = self._locations(params)
         return np.stack([law.pop(coder, loc[:, j], scale[:, j]) for j, law in enumerate(self._laws)],
                         axis=1).astype(np.int32)
+
+    def min_bits_per_row(self):
+        return sum(law.min_bits() for law in self._laws)
 
 
 class IntegerColumns(_BinnedColumns):
@@ -394,7 +417,7 @@ class QuantizedGaussianColumns(_BinnedColumns):
         k = np.rint(X / self.steps)
         off = (self._values(k) != X) | (k < self.k_min) | (k > self.k_max)
         if off.any():
-            i, j = np.argwhere(off)[0]
+            i, j = (int(v) for v in np.argwhere(off)[0])
             name = column_names[j] if column_names is not None else j
             raise ValueError(f"column {name!r} holds {float(X[i, j])!r}, which is not on the quantization grid "
                              f"of step {float(self.steps[j])!r}: quantized coding is lossless only for data on "
@@ -459,6 +482,9 @@ class MixedColumns(ColumnModel):
         for model, cols, sl in reversed(self.parts):  # a stack: last pushed, first popped
             out[:, cols] = model.pop(coder, params[:, sl])
         return out
+
+    def min_bits_per_row(self):
+        return sum(model.min_bits_per_row() for model, _, _ in self.parts)
 
 
 _COLUMN_MODELS = {Bernoulli: BernoulliColumns, Categorical: CategoricalColumns,
