@@ -7,15 +7,17 @@ inverse_transform). Training itself happens in a private skorch net built in
 """
 
 import math
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._net import ELBOLoss, VAENet, eval_mode
+from ._net import ELBOLoss, TrainingDiverged, VAENet, eval_mode
 from .callbacks import EpochProgressBar
 from ._rng import cuda_index, seed_from
 from ._tabular import TableSchema
@@ -89,6 +91,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         _check_real(self.lr, "lr", low=0.0, low_open=True)
         _check_int(self.n_eval_samples, "n_eval_samples", 1)
         _check_int(self.verbose, "verbose", 0)
+        _check_callbacks(self.callbacks)
         return sizes
 
     def _uses_schema(self):
@@ -99,10 +102,15 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             return self._validate_table(X, reset, schema)
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                           ensure_all_finite=True)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X holds non-numeric values (dtype {X.dtype}) but likelihood={self.likelihood!r} "
+                             f"models numbers; use likelihood='auto' for tables with categorical columns")
         likelihood = get_likelihood(self.likelihood) if reset else self.likelihood_
         likelihood.check_support(X)
         if hasattr(X, "toarray"):
             X = X.toarray()
+        if reset:
+            likelihood = likelihood.fitted_to(X)
         # Kept in its validated numeric dtype: training and scoring each convert
         # (float32 / float64) once, without an intermediate copy of the data.
         return np.asarray(X), likelihood
@@ -119,7 +127,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         codes = self.schema_.encode(X)
         likelihood = self.schema_.likelihood() if reset else self.likelihood_
         likelihood.check_support(codes, column_names=self.schema_.column_names())
-        return codes, likelihood
+        return codes, likelihood.fitted_to(codes) if reset else likelihood
 
     def _to_output(self, x, cast=True):
         """Model-space rows as numpy, in the original column types when a schema is used."""
@@ -159,6 +167,12 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return {}
 
     def _build_net(self, n_features, likelihood, hidden):
+        encoder = [n_features, *hidden, 2 * self.latent_dim]
+        decoder = [self.latent_dim, *hidden[::-1], likelihood.n_params(n_features)]
+        n_weights = sum(a * b for widths in (encoder, decoder) for a, b in zip(widths, widths[1:]))
+        if n_weights > _MAX_WEIGHTS:
+            raise ValueError(f"latent_dim={self.latent_dim} and hidden_layer_sizes={hidden} with {n_features} "
+                             f"features make a network of {n_weights:,} weights, more than {_MAX_WEIGHTS:,}")
         callbacks = [("progress_bar", EpochProgressBar())] if self.verbose == 1 else []
         for i, cb in enumerate(self.callbacks or ()):
             callbacks.append(cb if isinstance(cb, tuple) else (f"{type(cb).__name__}_{i}", cb))
@@ -218,8 +232,17 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             with self._own_rng():
                 self.net_ = self._build_net(X.shape[1], likelihood, hidden).initialize()
         X_tensor = torch.from_numpy(X.astype(np.float32)).to(self.net_.device)
-        with self._own_rng():
-            self.net_.partial_fit(X_tensor, epochs=epochs)
+        try:
+            with self._own_rng():
+                self.net_.partial_fit(X_tensor, epochs=epochs)
+        except TrainingDiverged as exc:
+            if not len(self.net_.history):
+                self._reset()
+                raise ValueError(f"training diverged: {exc}, before any epoch finished; the model is not "
+                                 f"fitted. Lower lr, or scale the data (real columns far from unit scale "
+                                 f"are a common cause)") from None
+            warnings.warn(f"training stopped: {exc}; the weights after epoch {exc.epoch - 1} are kept. "
+                          f"Lower lr to train further", ConvergenceWarning, stacklevel=3)
         self.history_ = self.net_.history
         return self
 
@@ -405,6 +428,18 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+_MAX_WEIGHTS = 2 ** 31  # beyond this a network is a typo, not a model: refuse it before torch allocates
+
+
+def _check_callbacks(callbacks):
+    from skorch.callbacks import Callback
+
+    for cb in callbacks or ():
+        item = cb[1] if isinstance(cb, tuple) and len(cb) == 2 and isinstance(cb[0], str) else cb
+        if not isinstance(item, Callback):
+            raise TypeError(f"callbacks must be skorch Callback instances or (name, Callback) pairs, got {cb!r}")
 
 
 def _as_latent(Z, latent_dim):

@@ -6,6 +6,9 @@ one tensor (per-row indexing made small tabular fits several times slower)
 and records the epoch's mean loss instead of per-batch entries.
 """
 
+import math
+import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -51,6 +54,14 @@ class ELBOLoss(nn.Module):
         if self.air_sigma:
             return air_loss(module, self.likelihood, x, self.air_sigma, self.air_alpha, self.beta)
         return negative_elbo_loss(module, self.likelihood, x, self.beta)
+
+
+class TrainingDiverged(Exception):
+    """An epoch's training loss was not finite; the weights before it were restored."""
+
+    def __init__(self, epoch, loss):
+        super().__init__(f"the training loss became {loss} in epoch {epoch}")
+        self.epoch, self.loss = epoch, loss
 
 
 class TensorBatches:
@@ -109,6 +120,9 @@ class VAENet(NeuralNet):
         if iterator is None:
             return
         self._set_training(training)
+        if training:  # the weights that gave finite losses, restored if this epoch diverges
+            before = {name: {k: v.detach().clone() for k, v in getattr(self, name + "_").state_dict().items()}
+                      for name in self._modules}
         losses, sizes = [], []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
@@ -120,6 +134,12 @@ class VAENet(NeuralNet):
         if losses:
             weights = torch.as_tensor(sizes, dtype=torch.float64, device=losses[0].device)
             mean = float((torch.stack(losses).double() * weights).sum()) / sum(sizes)
+            if training and not math.isfinite(mean):
+                for name, state in before.items():
+                    getattr(self, name + "_").load_state_dict(state)
+                self.initialize_optimizer()  # its moments hold the non-finite steps
+                del self.history[-1]
+                raise TrainingDiverged(len(self.history) + 1, mean)
             self.history.record(prefix + "_loss", mean)
 
     # -- evaluation ---------------------------------------------------------
@@ -184,6 +204,10 @@ def dropout_off(module):
         module.train(was_training)
 
 
+_EVAL_LOCK = threading.Lock()
+_EVAL_USERS = weakref.WeakKeyDictionary()  # module -> [active uses, dtype, training flag] while evaluated
+
+
 @contextmanager
 def eval_mode(module):
     """Evaluate ``module`` in eval mode (dropout off) and in float64.
@@ -191,12 +215,23 @@ def eval_mode(module):
     float32 matrix products differ in the last bits with the batch size; in
     float64 those differences stay far below any tolerance that matters, so
     per-row results do not depend on how rows are batched. The module's mode
-    and dtype are restored afterwards (float32 -> float64 -> float32 is exact).
+    and dtype are restored when the last of overlapping uses ends (float32 ->
+    float64 -> float32 is exact), so threads may score one fitted estimator
+    at the same time.
     """
-    dtype = next(module.parameters()).dtype
-    with dropout_off(module):
-        module.double()
-        try:
-            yield module
-        finally:
-            module.to(dtype)
+    with _EVAL_LOCK:
+        state = _EVAL_USERS.get(module)
+        if state is None:
+            state = _EVAL_USERS[module] = [0, next(module.parameters()).dtype, module.training]
+            module.eval()
+            module.double()
+        state[0] += 1
+    try:
+        yield module
+    finally:
+        with _EVAL_LOCK:
+            state[0] -= 1
+            if state[0] == 0:
+                module.to(state[1])
+                module.train(state[2])
+                del _EVAL_USERS[module]

@@ -23,8 +23,13 @@ def seed_from(random_state):
     """
     if random_state is None:
         return int(np.random.default_rng().integers(2**31 - 1))
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state!r}")
+        if random_state < 2**32:  # torch's CPU generator keeps 32 bits: these seeds are used as they are
+            return int(random_state)
+        # larger seeds would wrap around to small ones: mix all their bits into 32
+        return int(np.random.SeedSequence(int(random_state)).generate_state(1)[0])
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31 - 1))
     raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")

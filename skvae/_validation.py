@@ -30,8 +30,8 @@ def _check_int(value, name, low):
 def _check_real(value, name, low=None, high=None, low_open=False, high_open=False):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if value != value:  # NaN passes every comparison below
-        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not abs(value) < float("inf"):  # NaN passes every comparison below; inf is never meant
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if (low is not None and (value < low or (low_open and value == low))) or \
             (high is not None and (value > high or (high_open and value == high))):
         left = "(" if low_open else "["

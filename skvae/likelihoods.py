@@ -60,6 +60,10 @@ class Likelihood:
         """An ``nn.Module`` (with ``n_out``) mapping rows to the encoder's input, or None for identity."""
         return None
 
+    def fitted_to(self, X):
+        """This model with the constants it learns from training rows X (itself when it learns none)."""
+        return self
+
     def _constant(self, name, like, dtype=None, item=None):
         """Array attribute ``name`` (or its ``item``) as a tensor on ``like``'s device.
 
@@ -119,15 +123,30 @@ class Gaussian(Likelihood):
     """Independent Gaussian per column with a learned mean and scale.
 
     The decoder outputs ``2 * n_features`` values: means, then log standard
-    deviations. The log scale is bounded to ``[min_log_scale, max_log_scale]``
-    so that the density cannot collapse onto single training points.
+    deviations, of the standardized column ``(x - center) / scale``. The log
+    scale is bounded to ``[min_log_scale, max_log_scale]`` so that the
+    density cannot collapse onto single training points. ``center`` and
+    ``scale`` (per column; None means 0 and 1) are the training rows' mean
+    and standard deviation, set by :meth:`fitted_to` when an estimator is
+    fitted: the network works on unit scale whatever the data's units, and
+    densities include the Jacobian ``-log(scale)``, so they are in the data's
+    units and compare with other density estimators.
     """
 
     name = "gaussian"
 
-    def __init__(self, min_log_scale=-7.0, max_log_scale=7.0):
+    def __init__(self, min_log_scale=-7.0, max_log_scale=7.0, center=None, scale=None):
         self.min_log_scale = min_log_scale
         self.max_log_scale = max_log_scale
+        self.center = None if center is None else np.asarray(center, dtype=np.float64).ravel()
+        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64).ravel()
+
+    def fitted_to(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        center = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+        scale = X.std(axis=0) if len(X) else np.ones(X.shape[1])
+        scale = np.where(np.isfinite(scale) & (scale > 1e-12 * np.maximum(1.0, np.abs(center))), scale, 1.0)
+        return Gaussian(self.min_log_scale, self.max_log_scale, center, scale)
 
     def _split(self, params):
         loc, log_scale = params.chunk(2, dim=-1)
@@ -138,19 +157,36 @@ class Gaussian(Likelihood):
 
     def log_prob_per_feature(self, params, x):
         loc, log_scale = self._split(params)
-        return -0.5 * ((x - loc) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
+        log_jacobian = 0.0
+        if self.center is not None:
+            x = (x - self._constant("center", params)) / self._constant("scale", params)
+            log_jacobian = torch.log(self._constant("scale", params))
+        return -0.5 * ((x - loc) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi) \
+            - log_jacobian
+
+    def _to_data_units(self, values):
+        if self.center is None:
+            return values
+        return values * self._constant("scale", values) + self._constant("center", values)
 
     def sample(self, params, generator=None):
         loc, log_scale = self._split(params)
         eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
-        return loc + torch.exp(log_scale) * eps
+        return self._to_data_units(loc + torch.exp(log_scale) * eps)
 
     def mean(self, params):
-        return self._split(params)[0]
+        return self._to_data_units(self._split(params)[0])
 
     def check_support(self, X, column_names=None):
         # Finiteness is checked by input validation; every real value is allowed.
         return None
+
+    def encoder_preprocess(self):
+        if self.center is None:
+            return None
+        from .modules import Affine
+
+        return Affine(self.center, self.scale)
 
     def __repr__(self):
         return f"Gaussian(min_log_scale={self.min_log_scale}, max_log_scale={self.max_log_scale})"
@@ -338,6 +374,10 @@ class Mixed(Likelihood):
         for likelihood, cols in self.parts:
             names = [column_names[c] if column_names is not None else c for c in cols]
             likelihood.check_support(X[:, cols], column_names=names)
+
+    def fitted_to(self, X):
+        X = np.asarray(X)
+        return Mixed([(likelihood.fitted_to(X[:, cols]), cols) for likelihood, cols in self.parts])
 
     def encoder_preprocess(self):
         from .modules import ColumnwiseInput

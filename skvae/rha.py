@@ -384,8 +384,9 @@ class ReverseHalfAsleep(BaseVAE):
         new._pretrained_vae = {
             "state": copy.deepcopy(estimator.net_.module_.state_dict()),
             "n_features_in": estimator.n_features_in_,
-            # The copied weights fix the column coding of a mixed table.
+            # The copied weights fix the column coding of a mixed table and the scaling of real columns.
             "schema": copy.deepcopy(getattr(estimator, "schema_", None)),
+            "likelihood": copy.deepcopy(estimator.likelihood_),
         }
         return new
 
@@ -438,6 +439,8 @@ class ReverseHalfAsleep(BaseVAE):
         if X.shape[1] != pretrained["n_features_in"]:
             raise ValueError(f"X has {X.shape[1]} features, but the estimator given to from_estimator "
                              f"was fitted on {pretrained['n_features_in']}")
+        likelihood = copy.deepcopy(pretrained["likelihood"])
+        likelihood.check_support(X)
         hidden = self._check_params()
         self._rng_state_ = None
         self.likelihood_ = likelihood

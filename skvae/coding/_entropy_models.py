@@ -433,6 +433,9 @@ class QuantizedGaussianColumns(_BinnedColumns):
         likelihood, n = self.likelihood, self.n_features
         loc = params[:, :n]
         scale = exp(np.clip(params[:, n:], likelihood.min_log_scale, likelihood.max_log_scale))
+        if likelihood.center is not None:  # the decoder works on standardized columns
+            loc = loc * likelihood.scale + likelihood.center
+            scale = scale * likelihood.scale
         return loc / self.steps - self.k_min, scale / self.steps
 
 

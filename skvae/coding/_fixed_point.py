@@ -78,7 +78,9 @@ def likelihood_to_json(likelihood):
                 "min_log_scale": float(likelihood.min_log_scale)}
     if isinstance(likelihood, Gaussian):
         return {"kind": "gaussian", "min_log_scale": float(likelihood.min_log_scale),
-                "max_log_scale": float(likelihood.max_log_scale)}
+                "max_log_scale": float(likelihood.max_log_scale),
+                "center": None if likelihood.center is None else likelihood.center.tolist(),
+                "scale": None if likelihood.scale is None else likelihood.scale.tolist()}
     raise ValueError(f"BitsBackCoder cannot code the likelihood {likelihood!r} (supported: bernoulli, "
                      f"categorical, integer, gaussian with a quantization grid, and tables of these)")
 
@@ -96,7 +98,8 @@ def likelihood_from_json(spec):
         if kind == "integer":
             return DiscretizedLogistic(spec["low"], spec["high"], float(spec["min_log_scale"]))
         if kind == "gaussian":
-            return Gaussian(float(spec["min_log_scale"]), float(spec["max_log_scale"]))
+            return Gaussian(float(spec["min_log_scale"]), float(spec["max_log_scale"]), spec["center"],
+                            spec["scale"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad likelihood description {spec!r}: {exc}") from None
     raise ValueError(f"unknown likelihood kind {spec.get('kind')!r}")
