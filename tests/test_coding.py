@@ -427,6 +427,15 @@ def test_extreme_values_and_parameters_give_value_errors(data):
         BitsBackCoder(vae, latent_clip=float("nan"), quantization=0.01).fit()
 
 
+def test_a_huge_integer_in_a_table_is_named_not_a_type_error():
+    Z = np.random.RandomState(0).randint(0, 5, (200, 3)).astype(np.uint64)
+    vae = VAEDensityEstimator(likelihood={"integer": [0, 1, 2]}, latent_dim=2, hidden_layer_sizes=(8,),
+                              max_epochs=1, random_state=0).fit(Z)
+    Z[0, 1] = np.iinfo(np.uint64).max
+    with pytest.raises(ValueError, match="column 1 holds 1.8446744073709552e\\+19, outside its integer range"):
+        BitsBackCoder(vae).fit().encode(Z)
+
+
 def test_a_panic_in_the_entropy_coder_becomes_a_value_error(coder, data, monkeypatch):
     import constriction
 

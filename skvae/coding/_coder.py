@@ -328,6 +328,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             if hasattr(X, "columns") and list(X.columns) != names:
                 raise ValueError(f"X has the columns {list(X.columns)}, the coder was fitted on {names}")
             codes = self.schema_.encode(X)
+            self.model_.likelihood.check_support(codes, column_names=names)  # before narrowing the dtype
             if self._real_columns():
                 return codes  # real-valued columns keep float64
             low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
