@@ -89,7 +89,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         _check_int(self.max_epochs, "max_epochs", 0)
         _check_int(self.batch_size, "batch_size", 1)
         _check_real(self.lr, "lr", low=0.0, low_open=True)
-        _check_int(self.n_eval_samples, "n_eval_samples", 1)
+        _check_n_eval_samples(self.n_eval_samples)
         _check_int(self.verbose, "verbose", 0)
         _check_callbacks(self.callbacks)
         return sizes
@@ -229,11 +229,11 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             self._rng_state_ = None
             self.likelihood_ = likelihood
             self._n_features_out = self.latent_dim
-            with self._own_rng():
+            with self._own_rng(), _out_of_memory_as_value_error("the networks for these layer sizes"):
                 self.net_ = self._build_net(X.shape[1], likelihood, hidden).initialize()
         X_tensor = torch.from_numpy(X.astype(np.float32)).to(self.net_.device)
         try:
-            with self._own_rng():
+            with self._own_rng(), _out_of_memory_as_value_error("the rows these parameters ask for in training"):
                 self.net_.partial_fit(X_tensor, epochs=epochs)
         except TrainingDiverged as exc:
             if not len(self.net_.history):
@@ -311,6 +311,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         ndarray of shape (n_samples,)
         """
         X = self._validated_for_scoring(X)
+        _check_n_eval_samples(self.n_eval_samples)  # may have been set after fit
         return self.net_.score_rows(X, self.n_eval_samples)
 
     def score(self, X, y=None):
@@ -418,7 +419,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         seed = seed_from(random_state)
         generator = torch.Generator(device=self.net_.device).manual_seed(seed)
         module = self.net_.module_
-        with eval_mode(module), torch.no_grad():
+        with eval_mode(module), torch.no_grad(), _out_of_memory_as_value_error(f"n_samples={n_samples} rows"):
             z = torch.randn((n_samples, module.latent_dim), generator=generator, device=self.net_.device,
                             dtype=torch.float64)
             x = self.likelihood_.sample(module.decoder(z), generator=generator)
@@ -430,6 +431,27 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return tags
 
 
+@contextmanager
+def _out_of_memory_as_value_error(what):
+    """torch refusing an absurd size or a float32-overflowing parameter becomes a ValueError."""
+    try:
+        yield
+    except RuntimeError as exc:
+        message = str(exc).splitlines()[0][:200]
+        if "without overflow" in message:
+            raise ValueError(f"a parameter is too large for float32 ({message})") from None
+        if "allocate" not in message:
+            raise
+        raise ValueError(f"{what} do not fit in memory ({message})") from None
+
+
+def _check_n_eval_samples(value):
+    _check_int(value, "n_eval_samples", 1)
+    if value > _MAX_EVAL_SAMPLES:
+        raise ValueError(f"n_eval_samples must be <= {_MAX_EVAL_SAMPLES:,}, got {value!r}")
+
+
+_MAX_EVAL_SAMPLES = 1 << 20  # importance samples per row; the bound's gain is long flat by then
 _MAX_WEIGHTS = 2 ** 31  # beyond this a network is a typo, not a model: refuse it before torch allocates
 
 
