@@ -425,6 +425,10 @@ def test_extreme_values_and_parameters_give_value_errors(data):
         BitsBackCoder(vae, quantization=0.01).fit().encode(far)
     with pytest.raises(ValueError, match="latent_clip"):
         BitsBackCoder(vae, latent_clip=float("nan"), quantization=0.01).fit()
+    off_grid = X.copy()
+    off_grid[3, 1] = 0.123
+    with pytest.raises(ValueError, match=r"^column 1 holds 0.123, which is not on the quantization grid"):
+        BitsBackCoder(vae, quantization=0.01).fit().encode(off_grid)  # a plain int, not np.int64(1)
 
 
 def test_a_huge_integer_in_a_table_is_named_not_a_type_error():
