@@ -18,6 +18,8 @@ from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 from skvae.coding._container import parse
 
+from _helpers import rewrite_header
+
 
 @pytest.fixture(scope="module")
 def data(nltcs):
@@ -40,16 +42,6 @@ def _assert_identical(a, b):
     assert type(b) is np.ndarray
     assert a.dtype == b.dtype and a.shape == b.shape
     assert np.array_equal(a, b)
-
-
-def _rewrite_header(data, **changes):
-    """Change header fields and recompute the header CRC (a well-formed but different file)."""
-    magic, version, length = struct.unpack_from("<8sHI", data, 0)
-    header = json.loads(data[14:14 + length])
-    header.update(changes)
-    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return (struct.pack("<8sHI", magic, version, len(body)) + body + struct.pack("<I", zlib.crc32(body))
-            + data[14 + length + 4:])
 
 
 # -- round trips --------------------------------------------------------------
@@ -279,7 +271,7 @@ def test_different_model_is_detected(coder, vae, data):
 
 
 def test_incompatible_constriction_version_is_refused(coder, data):
-    blob = _rewrite_header(coder.encode(data[1][:100]), constriction_version="0.4.1")
+    blob = rewrite_header(coder.encode(data[1][:100]), constriction_version="0.4.1")
     with pytest.raises(ValueError, match="constriction 0.4.1"):
         coder.decode(blob)
 
@@ -392,9 +384,9 @@ def test_edited_dtype_or_shape_fails_the_integrity_check(coder, data):
     X = data[1][:300]
     blob = coder.encode(X)
     with pytest.raises(ValueError, match="SHA-256"):
-        coder.decode(_rewrite_header(blob, dtype="|i1"))  # same bytes, other meaning, header CRC recomputed
+        coder.decode(rewrite_header(blob, dtype="|i1"))  # same bytes, other meaning, header CRC recomputed
     with pytest.raises(ValueError, match="SHA-256"):
-        coder.decode(_rewrite_header(blob, dtype="|b1"))
+        coder.decode(rewrite_header(blob, dtype="|b1"))
 
 
 def test_a_chunk_claiming_more_rows_than_its_stream_can_hold_is_refused_before_allocating(coder, data):
@@ -402,7 +394,7 @@ def test_a_chunk_claiming_more_rows_than_its_stream_can_hold_is_refused_before_a
     header = parse(original)[0]
     params = {**header["params"], "chunk_size": 2 ** 31 - 1}
     # a forger who has the model recomputes every unkeyed check: fingerprint and CRCs
-    blob = _rewrite_header(original, shape=[2 ** 31 - 1, 16], n_chunks=1, params=params,
+    blob = rewrite_header(original, shape=[2 ** 31 - 1, 16], n_chunks=1, params=params,
                            fingerprint=coder._file_fingerprint(params, header["columns"]))
     header_len = struct.unpack_from("<I", blob, 10)[0]
     record = 14 + header_len + 4

@@ -11,7 +11,6 @@ import platform
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import joblib
@@ -23,6 +22,8 @@ from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 from skvae.coding import _exact
 from skvae.coding._fixed_point import ARITHMETIC_VERSION, _SUM_LIMIT
+
+from _helpers import rewrite_header
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -232,15 +233,6 @@ def test_save_is_atomic(cases, tmp_path, monkeypatch):
 # -- versions in the container ------------------------------------------------------------------
 
 
-def _rewrite_header(data, **changes):
-    magic, version, length = struct.unpack_from("<8sHI", data, 0)
-    header = json.loads(data[14:14 + length])
-    header.update(changes)
-    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return (struct.pack("<8sHI", magic, version, len(body)) + body + struct.pack("<I", zlib.crc32(body))
-            + data[14 + length + 4:])
-
-
 def test_a_coder_fitted_by_the_float_version_asks_to_be_refitted(cases):
     import copy
 
@@ -254,9 +246,9 @@ def test_files_of_another_arithmetic_or_format_version_are_refused(cases):
     coder, X = cases["real"]
     data = coder.encode(X[:20])
     with pytest.raises(ValueError, match="arithmetic version 2"):
-        coder.decode(_rewrite_header(data, arithmetic=2))
+        coder.decode(rewrite_header(data, arithmetic=2))
     with pytest.raises(ValueError, match="arithmetic version None"):
-        coder.decode(_rewrite_header(data, arithmetic=None))
+        coder.decode(rewrite_header(data, arithmetic=None))
     old = bytearray(data)
     struct.pack_into("<H", old, 8, 1)
     with pytest.raises(ValueError, match="format version 1.*older skvae"):
