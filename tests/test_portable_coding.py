@@ -302,7 +302,8 @@ def test_fixed_point_sums_stay_exact_in_float64(cases):
         for kind, columns, extra in model.inputs:
             bits, clip = _INPUT_FORMATS[kind]
             inputs += [int(clip * 2 ** bits)] * (sum(extra) if kind == "onehot" else len(columns))
-        for layers, bounds in ((model.encoder_layers, inputs), (model.decoder_layers, [LATENT_BOUND] * model.latent_dim)):
+        latents = [LATENT_BOUND] * model.latent_dim
+        for layers, bounds in ((model.encoder_layers, inputs), (model.decoder_layers, latents)):
             assert max(_worst_case_sums(layers, bounds)) <= _SUM_LIMIT
     coder = cases["binary"][0]
     x = np.random.RandomState(0).randint(0, 2, (500, coder.n_features_in_)).astype(np.float64)

@@ -210,6 +210,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         self.schema_ = copy.deepcopy(getattr(self.estimator_, "schema_", None))
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
+        else:
+            self.__dict__.pop("feature_names_in_", None)  # from an earlier fit
         self.fingerprint_ = self.model_.fingerprint()
         return self
 

@@ -45,10 +45,6 @@ def _categorical():
     return constriction.stream.model.Categorical(perfect=False)
 
 
-def _corrupted():
-    return ValueError("corrupted chunk: a decoded symbol is outside its range")
-
-
 def _cheapest_code_bits(n_symbols, floor=2.0 ** -_CONSTRICTION_BITS):
     """-log2 of the largest probability a model over ``n_symbols`` symbols can give one of them."""
     return -math.log2(1.0 - (n_symbols - 1) * floor) if n_symbols > 1 else 0.0
@@ -141,8 +137,8 @@ class BinnedDistribution:
         symbols = groups * self.group
         if self.group > 1:
             symbols = symbols + coder.decode(_categorical(), self._bin_table(groups, mean, std))
-        if symbols.max(initial=0) >= self.n_bins:
-            raise _corrupted()
+        if symbols.max(initial=0) >= self.n_bins:  # a padded bin: only a corrupted stream yields one
+            raise ValueError("corrupted chunk: a decoded symbol is outside its range")
         return symbols
 
 
@@ -151,11 +147,11 @@ class LatentGrid:
 
     Cell ``k`` (an integer in ``[-n_half, n_half]``) is the interval
     ``[(k - 1/2) step, (k + 1/2) step]`` with ``step = 2**-precision``; the two
-    end cells also hold the prior's tails. ``n_half`` is the smallest value
-    with ``n_half * step >= clip`` for which the cells split into an odd number
-    of equal groups (the posterior is coded group, then cell, and a popped cell
-    must always exist). The coder evaluates the decoder at the cell centres
-    ``k * step``.
+    end cells also hold the prior's tails. ``n_half * step`` is ``clip``
+    rounded up so that the ``2 n_half + 1`` cells split into an odd number of
+    equal groups of about ``sqrt(n_cells)`` (the posterior is coded group,
+    then cell, and every cell a pop can return must exist: no padding). The
+    coder evaluates the decoder at the cell centres ``k * step``.
 
     Parameters
     ----------

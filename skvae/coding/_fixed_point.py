@@ -29,8 +29,9 @@ integer and every intermediate result is exact:
   (0/1 and one-hot codes exactly; affine maps ``(x - center) / scale`` in
   float64, then rounded to ``2**-16`` and clipped to +-32; raw real values
   rounded to ``2**-8`` and clipped to +-2**20). Clipping only changes q(z|x),
-  which encoder and decoder compute alike, so coding stays lossless. The decoder's input is the latent cell index at
-  ``2**-12`` resolution (the finest latent grid), bounded by ``32 * 2**12``.
+  which encoder and decoder compute alike, so coding stays lossless. The
+  decoder's input is the latent cell index at ``2**-12`` resolution (the
+  finest latent grid), bounded by ``32 * 2**12``.
 
 The quantization itself uses only exact operations on the float weights
 (scaling by powers of two, ``rint``, integer sums), so the same fitted
