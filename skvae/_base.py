@@ -120,8 +120,14 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
 
         ``schema``, with ``reset``, is used instead of one inferred from X.
         """
-        # Feature count and names only; the schema converts the values.
-        validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, ensure_min_features=1)
+        # Feature count and names only; the schema converts the values. A DataFrame skips check_array,
+        # which would cast its columns to one dtype (a bool column beside string categories fails).
+        if hasattr(X, "iloc"):
+            if X.shape[0] < 1 or X.shape[1] < 1:
+                raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        else:
+            validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, ensure_min_features=1)
         if reset:
             self.schema_ = TableSchema.infer(X, self.likelihood) if schema is None else schema
         codes = self.schema_.encode(X)

@@ -147,6 +147,19 @@ def test_mixed_puts_columns_back_in_order():
         Mixed([(Bernoulli(), [0, 0])])
 
 
+def test_bool_and_string_category_columns_fit_together():
+    """check_array used to cast the whole frame to one dtype: 'Cannot cast str dtype to float64'."""
+    frame = pd.DataFrame({"flag": [True, False, True, True] * 15,
+                          "color": pd.Categorical(["red", "green", "blue", "red"] * 15)})
+    vae = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 2}).fit(frame)
+    assert vae.schema_.spec == {"bernoulli": ["flag"], "categorical": ["color"]}
+    assert np.isfinite(vae.score_samples(frame)).all()
+    sample = vae.sample(5, random_state=0)
+    assert list(sample.columns) == ["flag", "color"] and sample["flag"].dtype == bool
+    with pytest.raises(ValueError, match="feature names"):
+        vae.score(frame[["color", "flag"]])
+
+
 # -- lossless coding of mixed tables ------------------------------------------
 
 @pytest.fixture(scope="module")
