@@ -10,8 +10,8 @@ subsampled to ``--max-train`` rows). The test split is then compressed with
 Generic compressors see the same array the way published_results.md section 3
 does: the row-major 0/1 matrix ``np.packbits``-ed, then gzip level 9, bz2
 level 9 and xz preset 9|extreme; all sizes are whole files, headers included.
-"BB file" is the whole BitsBackCoder file (JSON header ~0.4 kB, chunk records,
-checksums); "BB payload" is the ANS streams alone.
+"BB file" is the whole BitsBackCoder file (JSON header: ~0.4 kB up to skvae 0.1,
+~0.1 kB since; chunk records, checksums); "BB payload" is the ANS streams alone.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_compression.py [--datasets nltcs,dna,...]
     python benchmarks/bench_compression.py --table-only

@@ -247,7 +247,7 @@ def test_files_of_another_arithmetic_or_format_version_are_refused(cases):
     data = coder.encode(X[:20])
     with pytest.raises(ValueError, match="arithmetic version 2"):
         coder.decode(rewrite_header(data, arithmetic=2))
-    with pytest.raises(ValueError, match="arithmetic version None"):
+    with pytest.raises(ValueError, match="header fields are missing"):
         coder.decode(rewrite_header(data, arithmetic=None))
     old = bytearray(data)
     struct.pack_into("<H", old, 8, 1)

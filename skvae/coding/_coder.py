@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import _check_int, _check_real
 from ._bitsback import ChunkCodec
+from ._container import PARAM_NAMES
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
 from ._fixed_point import ARITHMETIC_VERSION, PortableModel
@@ -45,11 +46,9 @@ from ._model_file import read_model_file, write_model_file
 
 __all__ = ["BitsBackCoder"]
 
-_PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
-
-
 def _constriction_version():
-    return _dist_version("constriction")
+    """constriction's major.minor: its stream format may change between minor versions."""
+    return ".".join(_dist_version("constriction").split(".")[:2])
 
 
 class BitsBackCoder(TransformerMixin, BaseEstimator):
@@ -266,8 +265,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
         model, params, quantization, schema, names = read_model_file(path)
         try:
-            if sorted(params) != sorted(_PARAM_NAMES):
-                raise ValueError(f"parameters {sorted(params)}, expected {sorted(_PARAM_NAMES)}")
+            if sorted(params) != sorted(PARAM_NAMES):
+                raise ValueError(f"parameters {sorted(params)}, expected {sorted(PARAM_NAMES)}")
             params = _validated_params(params)
             schema = None if schema is None else TableSchema.from_json(schema)
         except (TypeError, ValueError) as exc:
@@ -291,7 +290,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _coding_params(self):
         """The validated coding parameters as a JSON-ready dict."""
-        return _validated_params({name: getattr(self, name) for name in _PARAM_NAMES})
+        return _validated_params({name: getattr(self, name) for name in PARAM_NAMES})
 
     def _codec(self, params, grid=None):
         columns = column_model_for(self.model_.likelihood, self.n_features_in_,
@@ -301,7 +300,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
 
     def _file_fingerprint(self, params, columns):
         blob = json.dumps([self.fingerprint_, params, columns], sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:32]  # 128 bits identify a model well enough
+        return hashlib.sha256(blob).hexdigest()[:24]  # 96 bits tell models apart; not a signature
 
     def _column_names(self):
         if self.schema_ is not None:
@@ -384,19 +383,16 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         n_rows = X.shape[0]
         n_chunks = -(-n_rows // params["chunk_size"])
         header = {
-            "format": "skvae-bitsback",
             "arithmetic": ARITHMETIC_VERSION,
             "constriction_version": _constriction_version(),
             "fingerprint": self._file_fingerprint(params, columns.schema()),
             "dtype": X.dtype.str,
             "shape": [int(n_rows), int(X.shape[1])],
-            "columns": columns.schema(),
             "params": params,
             "grid": grid,
-            "n_chunks": n_chunks,
         }
         write_preamble(stream, header)
-        digest = _array_digest(header)
+        digest = _array_digest(header, columns)
         crcs = []
         names = self._column_names()
 
@@ -445,29 +441,22 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     def _read_header(self, header):
         """Check that this coder can decode a file; return (codec, dtype, shape)."""
         self._check_fitted()
-        if header.get("format") != "skvae-bitsback":
-            raise ValueError("not a skvae bits-back file (unknown format name)")
         if header.get("arithmetic") != ARITHMETIC_VERSION:
             raise ValueError(f"the file uses coder arithmetic version {header.get('arithmetic')!r}; this skvae "
                              f"decodes version {ARITHMETIC_VERSION} only")
         file_cv, our_cv = str(header.get("constriction_version")), _constriction_version()
-        if file_cv.split(".")[:2] != our_cv.split(".")[:2]:
+        if file_cv != our_cv:
             raise ValueError(f"the data were written with constriction {file_cv}, which is not "
                              f"stream-compatible with the installed {our_cv}")
-        params = header["params"]
-        if sorted(params) != sorted(_PARAM_NAMES):
-            raise ValueError("corrupted bits-back file: unexpected coder parameters")
         try:
-            params = _validated_params(params)
+            params = _validated_params(header["params"])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"corrupted bits-back file: bad coder parameters ({exc})") from None
         try:
             codec = self._codec(params, header.get("grid"))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
-        if header.get("columns") != codec.columns.schema():
-            raise ValueError(f"the file's column schema {header.get('columns')} does not match this "
-                             f"coder's {codec.columns.schema()}")
+        # the fingerprint covers the model, its column schema and the parameters
         if header["fingerprint"] != self._file_fingerprint(params, codec.columns.schema()):
             # params and columns come from the (CRC-checked) file: the model differs
             raise ValueError("the data were encoded with a different model (file fingerprint "
@@ -497,7 +486,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             out = out(shape, dtype)
         if out.shape != shape or out.dtype != dtype:
             raise ValueError(f"out must have shape {shape} and dtype {dtype}")
-        digest = _array_digest(header)
+        digest = _array_digest(header, codec.columns)
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(codec.decode)(chunk.words, chunk.n_rows, chunk.ramp) for chunk in chunks)
         start = 0
@@ -646,13 +635,13 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _array_digest(header):
-    """SHA-256 to be fed the array's bytes, seeded with the header fields that say how to read them.
+def _array_digest(header, columns):
+    """SHA-256 to be fed the array's bytes, seeded with what says how to read them.
 
-    An edited dtype, shape, column schema or grid then fails the check even
-    when the edit keeps every byte of the array and recomputes the header CRC.
+    An edited dtype, shape or grid then fails the check even when the edit
+    keeps every byte of the array and recomputes the header CRC.
     """
-    layout = [header["dtype"], header["shape"], header["columns"], header.get("grid")]
+    layout = [header["dtype"], header["shape"], columns.schema(), header.get("grid")]
     return hashlib.sha256(json.dumps(layout, sort_keys=True).encode())
 
 

@@ -5,11 +5,14 @@ Layout, all integers little-endian::
     magic        8 bytes   b"SKVAEBB\\x00"
     version      uint16    FORMAT_VERSION
     header_len   uint32
-    header       header_len bytes of UTF-8 JSON (sorted keys): format name,
-                 arithmetic version (see skvae.coding._fixed_point),
-                 constriction version, fingerprint of model and coder
-                 parameters, dtype, shape, column schema, coder parameters,
-                 quantization grid, number of chunks
+    header       header_len bytes of compact UTF-8 JSON (sorted keys, about
+                 90 bytes for a plain array): "a" arithmetic version (see
+                 skvae.coding._fixed_point), "c" constriction's major.minor
+                 version, "f" fingerprint of the model, its column schema and
+                 the coder parameters, "d" dtype, "s" shape, "p" coder
+                 parameters (the values of PARAM_NAMES in order), "g" the
+                 quantization grid of real columns (only when there is one);
+                 the number of chunks follows from shape and chunk size
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
         n_rows       uint32    rows in this chunk
@@ -37,7 +40,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "write_preamble", "write_chunk", "write_trailer", "parse", "Chunk"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "PARAM_NAMES", "HEADER_KEYS", "write_preamble", "write_chunk",
+           "write_trailer", "parse", "Chunk"]
 
 MAGIC = b"SKVAEBB\x00"
 TRAILER = b"SKVAEEND"
@@ -46,11 +50,16 @@ _PREFIX = struct.Struct("<8sHI")
 _RECORD = struct.Struct("<IIIII")
 _U32 = struct.Struct("<I")
 _MAX_HEADER = 1 << 20
+PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
+HEADER_KEYS = {"arithmetic": "a", "constriction_version": "c", "dtype": "d", "fingerprint": "f", "grid": "g",
+               "params": "p", "shape": "s"}  # header field -> its key in the file
 
 
 def write_preamble(stream, header):
-    """Write magic, version and the JSON header (a dict of JSON types)."""
-    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    """Write magic, version and the header: a dict with the fields of HEADER_KEYS (params as a dict)."""
+    compact = {key: header[name] for name, key in HEADER_KEYS.items() if header.get(name) is not None}
+    compact["p"] = [header["params"][name] for name in PARAM_NAMES]
+    body = json.dumps(compact, sort_keys=True, separators=(",", ":")).encode("utf-8")
     stream.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)))
     stream.write(body)
     stream.write(_U32.pack(zlib.crc32(body)))
@@ -150,7 +159,7 @@ def parse(data):
         raise ValueError("corrupted bits-back file: header checksum mismatch")
     pos += 4
     try:
-        header = json.loads(body.decode("utf-8"))
+        header = _expand(json.loads(body.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError("corrupted bits-back file: header is not valid JSON") from None
     n_rows_total, n_chunks = _check_header(header)
@@ -188,21 +197,27 @@ def parse(data):
     return header, chunks, digest
 
 
+def _expand(compact):
+    """The header's fields by name (``params`` a dict, ``n_chunks`` derived) from the file's compact form."""
+    keys = set(HEADER_KEYS.values())
+    if not isinstance(compact, dict) or set(compact) - keys or not {"a", "c", "d", "f", "p", "s"} <= set(compact):
+        raise ValueError("corrupted bits-back file: header fields are missing or malformed")
+    header = {name: compact.get(key) for name, key in HEADER_KEYS.items()}
+    params = header["params"]
+    if not isinstance(params, list) or len(params) != len(PARAM_NAMES):
+        raise ValueError("corrupted bits-back file: header fields are missing or malformed")
+    header["params"] = dict(zip(PARAM_NAMES, params))
+    return header
+
+
 def _check_header(header):
-    """Check the types of the header fields that parsing relies on."""
-    try:
-        shape = header["shape"]
-        params = header["params"]
-        ok = (isinstance(shape, list) and len(shape) == 2
-              and all(isinstance(s, int) and s >= 0 for s in shape)
-              and isinstance(header["n_chunks"], int) and header["n_chunks"] >= 0
-              and isinstance(params, dict) and isinstance(params["chunk_size"], int)
-              and params["chunk_size"] >= 1 and isinstance(header["dtype"], str)
-              and isinstance(header["fingerprint"], str))
-    except (KeyError, TypeError):
-        ok = False
+    """Check the types of the header fields that parsing relies on; returns (rows, chunks)."""
+    shape, params = header["shape"], header["params"]
+    ok = (isinstance(shape, list) and len(shape) == 2
+          and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+          and isinstance(params["chunk_size"], int) and params["chunk_size"] >= 1
+          and isinstance(header["dtype"], str) and isinstance(header["fingerprint"], str))
     if not ok:
         raise ValueError("corrupted bits-back file: header fields are missing or malformed")
-    if header["n_chunks"] != -(-shape[0] // params["chunk_size"]):
-        raise ValueError("corrupted bits-back file: chunk count does not match the shape")
+    header["n_chunks"] = -(-shape[0] // params["chunk_size"])
     return shape[0], header["n_chunks"]
