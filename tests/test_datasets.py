@@ -181,6 +181,13 @@ def test_silhouettes_npz(data_home):
     assert "column-major" in data.DESCR and "OBJECT IS 0" in data.DESCR
 
 
+def test_silhouettes_data_home_may_be_the_folder_of_the_file(data_home):
+    folder = data_home / "caltech101_silhouettes"
+    data = load_caltech_silhouettes(data_home=folder, download_if_missing=False)
+    assert data.filename == str(folder / "caltech101_silhouettes_28_split1.npz")
+    np.testing.assert_array_equal(data.test, load_caltech_silhouettes(data_home=data_home, split="test"))
+
+
 def test_silhouettes_mat_equals_npz(tmp_path, data_home):
     folder = tmp_path / "caltech101_silhouettes"
     folder.mkdir()

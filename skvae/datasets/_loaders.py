@@ -470,8 +470,9 @@ def load_caltech_silhouettes(data_home=None, split=None, download_if_missing=Tru
 
     Reads ``caltech101_silhouettes/caltech101_silhouettes_28_split1.npz``
     (bit-packed rows, ``np.unpackbits(..., count=784)``) when present in
-    ``data_home``, else the original ``.mat`` of the same name; when neither
-    is there, downloads the ``.mat`` from B. Marlin's page (SHA-256 checked).
+    ``data_home``, else the original ``.mat`` of the same name; ``data_home``
+    may also be the folder that holds either file. When none is there,
+    downloads the ``.mat`` from B. Marlin's page (SHA-256 checked).
 
     Pixels are kept as stored: column-major rows, object = 0, background = 1
     (see ``DESCR``).
@@ -502,7 +503,9 @@ def load_caltech_silhouettes(data_home=None, split=None, download_if_missing=Tru
     splits = _check_split(split)
     data_home = get_data_home(data_home)
     folder = Path(data_home, "caltech101_silhouettes")
-    candidates = [folder / f"{_SILHOUETTES_FILE}.npz", folder / f"{_SILHOUETTES_FILE}.mat"]
+    # the usual layout, then data_home being the folder that holds the file itself
+    candidates = [place / f"{_SILHOUETTES_FILE}{suffix}" for place in (folder, Path(data_home))
+                  for suffix in (".npz", ".mat")]
     key = f"caltech101_silhouettes/{_SILHOUETTES_FILE}.mat"
     path, downloaded = _find_or_fetch(candidates, key, data_home, download_if_missing)
     reader = _silhouettes_npz if path.suffix == ".npz" else _silhouettes_mat
