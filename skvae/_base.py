@@ -18,7 +18,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._net import ELBOLoss, TrainingDiverged, VAENet, eval_mode
-from .callbacks import EpochProgressBar
+from .callbacks import EpochProgressBar, ValidationStopping
 from ._rng import cuda_index, seed_from
 from ._tabular import TableSchema
 from ._validation import _check_int, _check_real, check_layer_sizes
@@ -57,6 +57,10 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         random_state=None,
         verbose=0,
         warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
     ):
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -75,6 +79,10 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
     # -- validation ---------------------------------------------------------
 
@@ -92,6 +100,12 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         _check_n_eval_samples(self.n_eval_samples)
         _check_int(self.verbose, "verbose", 0)
         _check_callbacks(self.callbacks)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        _check_real(self.validation_fraction, "validation_fraction", low=0.0, high=1.0, low_open=True,
+                    high_open=True)
+        _check_int(self.n_iter_no_change, "n_iter_no_change", 1)
+        _check_real(self.tol, "tol", low=0.0)
         return sizes
 
     def _uses_schema(self):
@@ -226,10 +240,19 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             self._rng_state_ = {"cpu": torch.get_rng_state(),
                                 "cuda": None if cuda is None else torch.cuda.get_rng_state(cuda)}
 
-    def _train(self, X, epochs):
-        """Validate, (re)build the net when needed, and train ``epochs`` epochs."""
+    def _train(self, X, epochs, holdout=True):
+        """Validate, (re)build the net when needed, and train ``epochs`` epochs.
+
+        With ``early_stopping`` (and ``holdout``: not in ``partial_fit``) a
+        fixed share of the rows is held out for :class:`ValidationStopping`,
+        and the best epoch's weights are kept.
+        """
         continuing = hasattr(self, "net_")
         X, likelihood = self._validate_X(X, reset=not continuing)
+        stopper = None
+        if holdout and self.early_stopping:
+            X, X_valid = self._split_validation(X)
+            stopper = ValidationStopping(X_valid, self.n_iter_no_change, self.tol).initialize()
         if not continuing:
             hidden = self._check_params()
             self._rng_state_ = None
@@ -238,9 +261,14 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             with self._own_rng(), _out_of_memory_as_value_error("the networks for these layer sizes"):
                 self.net_ = self._build_net(X.shape[1], likelihood, hidden).initialize()
         X_tensor = torch.from_numpy(X.astype(np.float32)).to(self.net_.device)
+        if stopper is not None:
+            self.net_.callbacks_.append(("early_stopping", stopper))
         try:
             with self._own_rng(), _out_of_memory_as_value_error("the rows these parameters ask for in training"):
                 self.net_.partial_fit(X_tensor, epochs=epochs)
+            if stopper is not None:
+                stopper.restore_best(self.net_)
+                self.best_validation_score_ = stopper.best_score_
         except TrainingDiverged as exc:
             if not len(self.net_.history):
                 self._reset()
@@ -249,8 +277,23 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
                                  f"are a common cause)") from None
             warnings.warn(f"training stopped: {exc}; the weights after epoch {exc.epoch - 1} are kept. "
                           f"Lower lr to train further", ConvergenceWarning, stacklevel=3)
+        finally:
+            if stopper is not None and hasattr(self, "net_"):
+                self.net_.callbacks_.remove(("early_stopping", stopper))
         self.history_ = self.net_.history
         return self
+
+    def _split_validation(self, X):
+        """(training rows, held-out rows): the same split for every fit of this estimator's data."""
+        n_valid = int(math.ceil(self.validation_fraction * len(X)))
+        if n_valid < 1 or len(X) - n_valid < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no rows to "
+                             f"{'validate' if n_valid < 1 else 'train'} on among {len(X)}")
+        if getattr(self, "_validation_split_", (None,))[0] != len(X):
+            order = np.random.default_rng(seed_from(self.random_state)).permutation(len(X))
+            self._validation_split_ = (len(X), np.sort(order[n_valid:]), np.sort(order[:n_valid]))
+        _, train, valid = self._validation_split_
+        return X[train], X[valid]
 
     # -- public API ---------------------------------------------------------
 
@@ -287,11 +330,11 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         -------
         self : object
         """
-        return self._train(X, 1)
+        return self._train(X, 1, holdout=False)
 
     def _reset(self):
         for name in ("net_", "history_", "likelihood_", "schema_", "_rng_state_", "n_features_in_",
-                     "feature_names_in_"):
+                     "feature_names_in_", "best_validation_score_", "_validation_split_"):
             if hasattr(self, name):
                 delattr(self, name)
 

@@ -93,6 +93,11 @@ class VAENet(NeuralNet):
     def get_default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
+    def counts_for_early_stopping(self):
+        """Whether the epoch just finished may stop training early or be kept as the best (see
+        :class:`~skvae.callbacks.ValidationStopping`); subclasses exclude warm-up phases."""
+        return True
+
     @property
     def likelihood(self):
         return self.criterion_.likelihood

@@ -55,6 +55,46 @@ class ELBOMonitor(Callback):
             net.history.record(f"{self.name}_elbo", float(score))
 
 
+class ValidationStopping(Callback):
+    """Early stopping on held-out rows (the estimators' ``early_stopping=True``).
+
+    Records ``valid_elbo`` (the mean ELBO of ``rows``, deterministic, dropout
+    off) after every epoch, remembers the weights of the best epoch, and ends
+    training once ``n_iter_no_change`` epochs in a row fail to beat the best
+    by more than ``tol`` nats per row. Epochs for which the net's
+    ``counts_for_early_stopping()`` is False (a warm-up, an encoder-only
+    phase) are recorded but neither counted nor kept as best.
+    """
+
+    def __init__(self, rows, n_iter_no_change, tol):
+        self.rows = rows
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+
+    def initialize(self):
+        self.best_score_, self.best_epoch_, self.best_state_, self.wait_ = -np.inf, 0, None, 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        score = float(net.score_rows(self.rows).mean())
+        net.history.record("valid_elbo", score)
+        if not net.counts_for_early_stopping():
+            return
+        if score > self.best_score_ + self.tol:
+            self.best_score_, self.best_epoch_, self.wait_ = score, len(net.history), 0
+            self.best_state_ = {name: {k: v.detach().clone() for k, v in getattr(net, name + "_").state_dict().items()}
+                                for name in net._modules}
+        else:
+            self.wait_ += 1
+            if self.wait_ >= self.n_iter_no_change:
+                raise KeyboardInterrupt  # skorch's way to end training from a callback
+
+    def restore_best(self, net):
+        """Load the best epoch's weights into ``net`` (if any epoch counted)."""
+        for name, state in (self.best_state_ or {}).items():
+            getattr(net, name + "_").load_state_dict(state)
+
+
 class EpochProgressBar(Callback):
     """A tqdm bar over epochs that shows the last training loss."""
 

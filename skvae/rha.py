@@ -134,6 +134,9 @@ class RHANet(VAENet):
         loss = real_loss if train_decoder else encoder_loss
         return {"loss": loss.detach(), "y_pred": None}
 
+    def counts_for_early_stopping(self):
+        return self.phase != "rha"  # the encoder-only phase runs its rha_epochs in full
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         training = training and iterator is not None
         if training:
@@ -295,6 +298,10 @@ class ReverseHalfAsleep(BaseVAE):
         random_state=None,
         verbose=0,
         warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
         alpha=0.5,
         latent_source="prior",
         mode="joint",
@@ -318,6 +325,10 @@ class ReverseHalfAsleep(BaseVAE):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
         )
         self.alpha = alpha
         self.latent_source = latent_source
@@ -419,7 +430,7 @@ class ReverseHalfAsleep(BaseVAE):
             return "joint"
         return "vae" if self._vae_epochs_left() > 0 else "rha"
 
-    def _train(self, X, epochs, phase=None):
+    def _train(self, X, epochs, phase=None, holdout=True):
         self._check_params()
         phase = self._next_phase() if phase is None else phase
         self._phase = phase
@@ -430,7 +441,7 @@ class ReverseHalfAsleep(BaseVAE):
             if phase == "rha" and net.phase != "rha":
                 net.reset_encoder_optimizer()  # the encoder-only phase starts afresh
             net.alpha, net.latent_source, net.phase = self.alpha, self.latent_source, phase
-        return super()._train(X, epochs)
+        return super()._train(X, epochs, holdout=holdout)
 
     def _init_from_pretrained(self, X):
         """Build the net and load the weights copied by :meth:`from_estimator`."""
@@ -491,7 +502,7 @@ class ReverseHalfAsleep(BaseVAE):
         -------
         self : object
         """
-        return self._train(X, 1)
+        return self._train(X, 1, holdout=False)
 
 
 RHAVAE = ReverseHalfAsleep

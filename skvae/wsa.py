@@ -146,6 +146,9 @@ class WSANet(VAENet):
         """0-based index of the epoch being trained."""
         return len(self.history) - 1
 
+    def counts_for_early_stopping(self):
+        return self.current_epoch() >= self.warmup_epochs  # early stopping counts after the warm-up
+
     def draw_fakes(self, x, per_row):
         """``per_row * len(x)`` rows sampled from the model, without gradient.
 
@@ -513,6 +516,10 @@ class WeightedSelfAugmentation(BaseVAE):
         random_state=None,
         verbose=0,
         warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
         n_augment=1,
         warmup_epochs=50,
         weight_clip=1000.0,
@@ -545,6 +552,10 @@ class WeightedSelfAugmentation(BaseVAE):
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
         )
         self.n_augment = n_augment
         self.warmup_epochs = warmup_epochs
