@@ -210,6 +210,17 @@ class ReverseHalfAsleep(BaseVAE):
         When True, a second ``fit`` continues from the fitted weights:
         ``max_epochs`` more joint epochs, or ``rha_epochs`` more
         encoder-only epochs in post-hoc mode.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows of ``fit`` (a split
+        seeded by ``random_state``), record their mean ELBO as
+        ``valid_elbo`` after each epoch, stop once ``n_iter_no_change``
+        epochs in a row fail to beat the best by more than ``tol`` nats per
+        row, and keep the best epoch's weights. The encoder-only
+        phase of post-hoc mode always runs its ``rha_epochs``. ``partial_fit`` trains
+        on every row.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
     alpha : float in [0, 1], default=0.5
         Weight of the model's own distribution in the encoder's training
         mixture.

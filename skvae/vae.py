@@ -58,6 +58,16 @@ class VAEDensityEstimator(BaseVAE):
         1 shows a progress bar over epochs, 2 prints a table per epoch.
     warm_start : bool, default=False
         When True, a second ``fit`` continues from the fitted weights.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows of ``fit`` (a split
+        seeded by ``random_state``), record their mean ELBO as
+        ``valid_elbo`` after each epoch, stop once ``n_iter_no_change``
+        epochs in a row fail to beat the best by more than ``tol`` nats per
+        row, and keep the best epoch's weights. ``partial_fit`` trains
+        on every row.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
 
     Attributes
     ----------
@@ -74,6 +84,8 @@ class VAEDensityEstimator(BaseVAE):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Present when fitted on a DataFrame with string column names.
+    best_validation_score_ : float
+        With ``early_stopping``: the best held-out mean ELBO (nats per row).
 
     See Also
     --------

@@ -371,6 +371,17 @@ class WeightedSelfAugmentation(BaseVAE):
     warm_start : bool, default=False
         When True, a second ``fit`` continues from the fitted weights (and
         epoch count, so the warm-up is not repeated).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows of ``fit`` (a split
+        seeded by ``random_state``), record their mean ELBO as
+        ``valid_elbo`` after each epoch, stop once ``n_iter_no_change``
+        epochs in a row fail to beat the best by more than ``tol`` nats per
+        row, and keep the best epoch's weights. Only epochs after the
+        warm-up count. ``partial_fit`` trains
+        on every row.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
     n_augment : int, default=1
         Generated rows per real row, in the VAE step and in the
         discriminator's step. 1 is what the paper's discriminator sees (as
