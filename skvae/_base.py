@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._net import ELBOLoss, TrainingDiverged, VAENet, eval_mode
 from .callbacks import EpochProgressBar, ValidationStopping
 from ._rng import cuda_index, seed_from
-from ._tabular import TableSchema
+from ._tabular import TableSchema, is_binary_array
 from ._validation import _check_int, _check_real, check_layer_sizes
 from .likelihoods import get_likelihood
 from .modules import VAEModule
@@ -42,7 +42,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         self,
         latent_dim=16,
         hidden_layer_sizes=(500, 500),
-        likelihood="bernoulli",
+        likelihood="auto",
         beta=1.0,
         dropout=0.0,
         air_sigma=None,
@@ -112,14 +112,22 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return isinstance(self.likelihood, dict) or (isinstance(self.likelihood, str) and self.likelihood == "auto")
 
     def _validate_X(self, X, reset, schema=None):
-        if self._uses_schema():
+        if reset:
+            # 'auto' on an all-0/1 array takes the plain Bernoulli path: no schema, no per-column work
+            table = self._uses_schema() and (schema is not None or not is_binary_array(X))
+        else:
+            table = hasattr(self, "schema_")
+        if table:
             return self._validate_table(X, reset, schema)
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                           ensure_all_finite=True)
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X holds non-numeric values (dtype {X.dtype}) but likelihood={self.likelihood!r} "
                              f"models numbers; use likelihood='auto' for tables with categorical columns")
-        likelihood = get_likelihood(self.likelihood) if reset else self.likelihood_
+        if reset:
+            likelihood = get_likelihood("bernoulli" if self._uses_schema() else self.likelihood)
+        else:
+            likelihood = self.likelihood_
         likelihood.check_support(X)
         if hasattr(X, "toarray"):
             X = X.toarray()
@@ -136,6 +144,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """
         # Feature count and names only; the schema converts the values. A DataFrame skips check_array,
         # which would cast its columns to one dtype (a bool column beside string categories fails).
+        if hasattr(X, "toarray"):  # sparse input that is not all 0/1: the table path needs columns
+            X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
+                              ensure_all_finite=True).toarray()
         if hasattr(X, "iloc"):
             if X.shape[0] < 1 or X.shape[1] < 1:
                 raise ValueError(f"X must have at least one row and one column, got shape {X.shape}")
@@ -288,7 +299,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         n_valid = int(math.ceil(self.validation_fraction * len(X)))
         if n_valid < 1 or len(X) - n_valid < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no rows to "
-                             f"{'validate' if n_valid < 1 else 'train'} on among {len(X)}")
+                             f"{'validate' if n_valid < 1 else 'train'} on with n_samples={len(X)}; "
+                             f"early stopping needs at least 2 rows")
         if getattr(self, "_validation_split_", (None,))[0] != len(X):
             order = np.random.default_rng(seed_from(self.random_state)).permutation(len(X))
             self._validation_split_ = (len(X), np.sort(order[n_valid:]), np.sort(order[:n_valid]))

@@ -30,11 +30,25 @@ def _is_frame(X):
 def _columns_of(X):
     """(name, 1-D values, pandas dtype or None) of each column."""
     if _is_frame(X):
-        return [(name, X[name].to_numpy(), X[name].dtype) for name in X.columns]
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-D array, got shape {X.shape}")
-    return [(j, X[:, j], None) for j in range(X.shape[1])]
+        columns = [(name, X[name].to_numpy(), X[name].dtype) for name in X.columns]
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D array, got shape {X.shape}")
+        columns = [(j, X[:, j], None) for j in range(X.shape[1])]
+    for name, values, _ in columns:
+        if values.dtype == object:
+            _check_scalars(values, name)
+    return columns
+
+
+def _check_scalars(values, name):
+    import pandas as pd
+
+    for value in values:
+        if not (isinstance(value, (str, bytes, numbers.Number, np.generic)) or value is None or value is pd.NA):
+            raise TypeError(f"column {name!r} holds {value!r} of type {type(value).__name__}; each argument must "
+                            f"be a string or a number (or a bool, or missing)")
 
 
 def _numeric(values, name):
@@ -47,23 +61,69 @@ def _numeric(values, name):
     return values
 
 
-def _infer_kind(name, values, dtype, from_frame):
+def is_binary_array(X):
+    """Whether ``likelihood='auto'`` takes the plain Bernoulli path for X.
+
+    True for a numeric array or sparse matrix (not a DataFrame, whose column
+    types the schema path keeps) whose every value is 0 or 1.
+    """
+    if _is_frame(X):
+        return False
+    if hasattr(X, "tocoo"):  # scipy sparse, any format
+        values = X.tocoo().data
+    else:
+        try:
+            values = np.asarray(X)
+        except (TypeError, ValueError):
+            return False
+    if values.dtype.kind == "b":
+        return True
+    if values.dtype.kind not in "iuf":
+        return False
+    flat = values.reshape(-1)
+    step = 1 << 22  # bounded temporaries on large arrays
+    return all(bool(((part == 0) | (part == 1)).all()) for part in (flat[i:i + step]
+                                                                    for i in range(0, len(flat), step)))
+
+
+def _value_kind(values, dtype):
+    """'bool', 'integer', 'float' or 'other' for a column's storage type.
+
+    Arrays and DataFrames follow the same rule: the dtype decides, and an
+    object column is judged by the values it holds.
+    """
     import pandas as pd
 
-    if dtype is not None and (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
-                              or pd.api.types.is_string_dtype(dtype)):
+    if dtype is None:
+        dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype) and \
+            not pd.api.types.is_object_dtype(dtype):
+        return "other"
+    if pd.api.types.is_object_dtype(dtype):
+        inferred = pd.api.types.infer_dtype(values, skipna=False)
+        return {"boolean": "bool", "integer": "integer", "floating": "float",
+                "mixed-integer-float": "float", "decimal": "float"}.get(inferred, "other")
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    return "other"
+
+
+def _infer_kind(name, values, dtype):
+    """The 'auto' rule: bool and 0/1 columns Bernoulli, other integer-typed columns integer, other float
+    columns Gaussian, anything else (categories, strings, mixed objects) categorical."""
+    storage = _value_kind(values, dtype)
+    if storage == "other":
         return "categorical"
-    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+    if storage == "bool":
         return "bernoulli"
-    if values.dtype.kind in "OUS":
-        return "categorical"
     numeric = _numeric(values, name)
     if np.isin(numeric, (0.0, 1.0)).all():
         return "bernoulli"
-    integral = np.array_equal(numeric, np.round(numeric))
-    if (dtype is not None and pd.api.types.is_integer_dtype(dtype)) or (not from_frame and integral):
-        return "integer"
-    return "gaussian"
+    return "integer" if storage == "integer" else "gaussian"
 
 
 class TableSchema:
@@ -87,10 +147,11 @@ class TableSchema:
 
         ``spec`` is ``'auto'`` or a dict from kind (``'bernoulli'``,
         ``'categorical'``, ``'integer'``, ``'gaussian'``) to column names or
-        indices; columns it does not list are inferred: bool and 0/1 columns
-        are Bernoulli, category/object/string columns categorical, integer
-        columns (integer dtype, or integral values in an array) integer on
-        their observed range, other numeric columns Gaussian.
+        indices; columns it does not list are inferred by one rule for
+        arrays and DataFrames alike: bool and 0/1 columns are Bernoulli,
+        other columns of an integer dtype integer, other float columns
+        Gaussian, and category, string or mixed columns categorical (an
+        object column counts as the type of the values it holds).
         """
         from_frame = _is_frame(X)
         raw = _columns_of(X)
@@ -110,7 +171,7 @@ class TableSchema:
             raise ValueError(f"spec must be 'auto' or a dict, got {spec!r}")
         columns = []
         for name, values, dtype in raw:
-            kind = declared.get(name) or _infer_kind(name, values, dtype, from_frame)
+            kind = declared.get(name) or _infer_kind(name, values, dtype)
             columns.append(cls._learn_column(name, kind, values, dtype))
         return cls(columns, from_frame)
 

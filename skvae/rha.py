@@ -172,8 +172,11 @@ class ReverseHalfAsleep(BaseVAE):
         Dimension of the latent code z.
     hidden_layer_sizes : tuple of int, default=(500, 500)
         Hidden widths of the encoder; the decoder uses them in reverse.
-    likelihood : {'bernoulli', 'gaussian'} or Likelihood, default='bernoulli'
-        Observation model p(x|z). ``'bernoulli'`` needs 0/1 data.
+    likelihood : {'auto', 'bernoulli', 'gaussian'}, dict or Likelihood, default='auto'
+        Observation model p(x|z). ``'auto'`` takes the plain Bernoulli model
+        when X is an array whose every value is 0 or 1, and otherwise picks
+        one per column by the column's type (see
+        :class:`~skvae.VAEDensityEstimator`); ``'bernoulli'`` needs 0/1 data.
     beta : float, default=1.0
         Weight of the KL (rate) term of every training ELBO; scores use 1.
     dropout : float, default=0.0
@@ -294,7 +297,7 @@ class ReverseHalfAsleep(BaseVAE):
         self,
         latent_dim=16,
         hidden_layer_sizes=(500, 500),
-        likelihood="bernoulli",
+        likelihood="auto",
         beta=1.0,
         dropout=0.0,
         air_sigma=None,

@@ -19,15 +19,19 @@ class VAEDensityEstimator(BaseVAE):
         Dimension of the latent code z.
     hidden_layer_sizes : tuple of int, default=(500, 500)
         Hidden widths of the encoder; the decoder uses them in reverse.
-    likelihood : {'bernoulli', 'gaussian', 'auto'}, dict or Likelihood, default='bernoulli'
-        Observation model p(x|z). ``'bernoulli'`` needs 0/1 data.
-        ``'auto'`` picks one per column for mixed tables (bool and 0/1
-        columns Bernoulli, category/object/string columns categorical with
-        a one-hot encoder input, integer columns a discretized logistic on
-        their observed range, other numeric columns Gaussian); a dict such as
-        ``{'categorical': ['color'], 'integer': [3]}`` fixes the kind of the
-        columns it names and infers the rest. The result is kept in
-        ``schema_``.
+    likelihood : {'auto', 'bernoulli', 'gaussian'}, dict or Likelihood, default='auto'
+        Observation model p(x|z). ``'auto'`` uses the plain Bernoulli model
+        (the fast path) when X is an array or sparse matrix whose every
+        value is 0 or 1, and otherwise picks one model per column by one
+        rule for arrays and DataFrames alike: bool and 0/1 columns
+        Bernoulli, other integer-typed columns a discretized logistic,
+        other float columns Gaussian (standardized inside the model),
+        category, string and mixed columns categorical with a one-hot
+        encoder input; an object column counts as the type of the values it
+        holds. A dict such as ``{'categorical': ['color'], 'integer': [3]}``
+        fixes the kind of the columns it names and infers the rest; the
+        result is kept in ``schema_``. ``'bernoulli'`` needs 0/1 data,
+        ``'gaussian'`` models every column as real.
     beta : float, default=1.0
         Weight of the KL (rate) term during training; scores always use 1.
     dropout : float, default=0.0

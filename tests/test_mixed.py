@@ -98,8 +98,9 @@ def test_explicit_spec_on_arrays():
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.randint(0, 2, 300), rng.randint(0, 4, 300), rng.randint(0, 4, 300), rng.randn(300)])
     auto = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 2}).fit(X)
-    assert auto.schema_.spec == {"bernoulli": [0], "integer": [1, 2], "gaussian": [3]}
-    est = VAEDensityEstimator(likelihood={"categorical": [1]}, **{**SMALL, "max_epochs": 2}).fit(X)
+    # a float array: integral floats are real values, as in a DataFrame's float column
+    assert auto.schema_.spec == {"bernoulli": [0], "gaussian": [1, 2, 3]}
+    est = VAEDensityEstimator(likelihood={"categorical": [1], "integer": [2]}, **{**SMALL, "max_epochs": 2}).fit(X)
     assert est.schema_.spec == {"bernoulli": [0], "categorical": [1], "integer": [2], "gaussian": [3]}
     sample = est.sample(50, random_state=0)
     assert sample.shape == (50, 4) and set(np.unique(sample[:, 1])) <= {0, 1, 2, 3}
@@ -243,3 +244,48 @@ def test_rha_from_estimator_keeps_the_column_coding(table, fitted):
     assert coding(rha.schema_) == coding(fitted.schema_)
     # rows with values absent from `north` are still in the model's support
     assert np.isfinite(rha.score_samples(test)).all()
+
+
+@pytest.mark.parametrize("as_frame", [False, True])
+def test_auto_follows_one_rule_for_arrays_and_frames(as_frame):
+    """'auto' reads the storage type the same way in an array and a DataFrame (an object array's columns
+    by the values they hold): 0/1 -> Bernoulli, integer dtype -> integer, float -> Gaussian, text -> categorical."""
+    rng = np.random.RandomState(0)
+    flags, counts, reals = rng.randint(0, 2, 60), rng.randint(0, 9, 60), rng.randint(0, 9, 60).astype(float)
+    numeric = {"flag": flags, "count": counts, "real": reals}
+    if as_frame:
+        X, Y = pd.DataFrame(numeric), pd.DataFrame({**numeric, "word": rng.choice(["a", "b"], 60)})
+    else:
+        X = np.column_stack([flags, counts, reals])           # one float64 array: every column float
+        Y = np.empty((60, 4), dtype=object)                    # an object array keeps each column's type
+        for j, column in enumerate([flags, counts, reals, rng.choice(["a", "b"], 60)]):
+            Y[:, j] = list(column)
+    names = ["flag", "count", "real", "word"] if as_frame else [0, 1, 2, 3]
+    float_spec = VAEDensityEstimator(**{**SMALL, "max_epochs": 1}).fit(X).schema_.spec
+    object_spec = VAEDensityEstimator(**{**SMALL, "max_epochs": 1}).fit(Y).schema_.spec
+    if as_frame:
+        assert float_spec == {"bernoulli": names[:1], "integer": names[1:2], "gaussian": names[2:3]}
+    else:
+        assert float_spec == {"bernoulli": names[:1], "gaussian": names[1:3]}
+    assert object_spec == {"bernoulli": names[:1], "categorical": names[3:], "integer": names[1:2],
+                           "gaussian": names[2:3]}
+
+
+def test_auto_on_binary_arrays_takes_the_bernoulli_path():
+    X = (np.random.RandomState(0).rand(80, 6) < 0.3).astype(np.float32)
+    auto = VAEDensityEstimator(**{**SMALL, "max_epochs": 2}).fit(X)
+    plain = VAEDensityEstimator(likelihood="bernoulli", **{**SMALL, "max_epochs": 2}).fit(X)
+    assert not hasattr(auto, "schema_") and type(auto.likelihood_) is type(plain.likelihood_)
+    np.testing.assert_array_equal(auto.score_samples(X), plain.score_samples(X))
+    # a refit on a non-binary table of the same estimator drops the fast path, and back
+    auto.set_params(max_epochs=1).fit(X + 0.5)
+    assert auto.schema_.spec == {"gaussian": list(range(6))}
+    assert not hasattr(auto.fit(X), "schema_")
+
+
+def test_object_cells_that_are_not_scalars_are_refused():
+    X = np.empty((10, 2), dtype=object)
+    X[:, 0], X[:, 1] = 1.0, "a"
+    X[3, 1] = {"foo": "bar"}
+    with pytest.raises(TypeError, match=r"column 1 holds \{'foo': 'bar'\} of type dict"):
+        VAEDensityEstimator(**SMALL).fit(X)

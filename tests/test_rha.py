@@ -298,7 +298,7 @@ def test_bad_parameters(X, params, error, match):
 
 def test_bad_input(X):
     with pytest.raises(ValueError, match="0/1"):
-        ReverseHalfAsleep(**TINY).fit(X + 0.5)
+        ReverseHalfAsleep(likelihood="bernoulli", **TINY).fit(X + 0.5)
     est = ReverseHalfAsleep(**TINY).fit(X)
     with pytest.raises(ValueError, match="features"):
         est.score(X[:, :5])

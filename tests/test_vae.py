@@ -168,7 +168,7 @@ def test_bad_values_are_named(data, bad, message):
     X = data[0][:50].astype(float)
     X[7, 3] = bad
     with pytest.raises(ValueError, match=message):
-        VAEDensityEstimator(**SMALL).fit(X)
+        VAEDensityEstimator(likelihood="bernoulli", **SMALL).fit(X)
 
 
 def test_bad_values_at_score_time(fitted, data):
@@ -185,11 +185,14 @@ def test_bad_values_at_score_time(fitted, data):
 def test_empty_and_string_input_rejected(data):
     with pytest.raises(ValueError, match="0 sample"):
         VAEDensityEstimator(**SMALL).fit(np.zeros((0, 16)))
+    with pytest.raises(ValueError, match="0 sample"):
+        VAEDensityEstimator(likelihood="bernoulli", **SMALL).fit(np.zeros((0, 16)))
+    # strings are categories under the default 'auto', but not numbers for a Bernoulli model
     with pytest.raises(ValueError, match="string"):
-        VAEDensityEstimator(**SMALL).fit(np.array([["a", "b"], ["c", "d"]], dtype=object))
+        VAEDensityEstimator(likelihood="bernoulli", **SMALL).fit(np.array([["a", "b"], ["c", "d"]], dtype=object))
     frame = pd.DataFrame({"a": ["x", "y"], "b": [0, 1]})
     with pytest.raises(ValueError):
-        VAEDensityEstimator(**SMALL).fit(frame)
+        VAEDensityEstimator(likelihood="bernoulli", **SMALL).fit(frame)
 
 
 @pytest.mark.parametrize("params, error", [

@@ -465,7 +465,7 @@ def test_bad_params_raise(X_small, params, error, match):
 
 def test_bad_input_raises(X_small):
     with pytest.raises(ValueError, match="bernoulli"):
-        WSAVAE(max_epochs=1, **TINY).fit(X_small + 0.5)
+        WSAVAE(max_epochs=1, likelihood="bernoulli", **TINY).fit(X_small + 0.5)
 
 
 def test_parameters_follow_base_parameters():
