@@ -289,3 +289,16 @@ def test_object_cells_that_are_not_scalars_are_refused():
     X[3, 1] = {"foo": "bar"}
     with pytest.raises(TypeError, match=r"column 1 holds \{'foo': 'bar'\} of type dict"):
         VAEDensityEstimator(**SMALL).fit(X)
+
+
+def test_quantization_keys_are_real_column_names():
+    from skvae import BitsBackCoder
+
+    rng = np.random.RandomState(0)
+    table = pd.DataFrame({"flag": rng.randint(0, 2, 120).astype(bool), "w": rng.randint(0, 40, 120) / 2})
+    vae = VAEDensityEstimator(**{**SMALL, "max_epochs": 2}).fit(table)
+    with pytest.raises(ValueError, match=r"quantization names 'size', which is not a real-valued column.*\['w'\]"):
+        BitsBackCoder(vae, quantization={"size": 0.5}).fit().encode(table)
+    for quantization in ({"w": 0.5}, {1: 0.5}, 0.5):
+        coder = BitsBackCoder(vae, quantization=quantization).fit()
+        pd.testing.assert_frame_equal(coder.decode(coder.encode(table)), table)

@@ -352,6 +352,13 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         if not columns or self.quantization is None:
             return None
         names = self._column_names() or list(range(self.n_features_in_))
+        if isinstance(self.quantization, dict):
+            real = {names[j] for j in columns} | set(columns)
+            unknown = [key for key in self.quantization if key not in real]
+            if unknown:
+                raise ValueError(f"quantization names {unknown[0]!r}, which is not a real-valued column; its keys "
+                                 f"are column names or indices, here {[names[j] for j in columns]} (or give one "
+                                 f"step for every real column, e.g. quantization=0.01)")
         grid = {}
         for j in columns:
             if isinstance(self.quantization, dict):
