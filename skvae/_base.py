@@ -126,6 +126,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
                              f"models numbers; use likelihood='auto' for tables with categorical columns")
         if reset:
             likelihood = get_likelihood("bernoulli" if self._uses_schema() else self.likelihood)
+            self._input_dtype_ = X.dtype
         else:
             likelihood = self.likelihood_
         likelihood.check_support(X)
@@ -163,7 +164,11 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
     def _to_output(self, x, cast=True):
         """Model-space rows as numpy, in the original column types when a schema is used."""
         x = x.double().cpu().numpy()
-        return self.schema_.decode(x, cast=cast) if hasattr(self, "schema_") else x
+        if hasattr(self, "schema_"):
+            return self.schema_.decode(x, cast=cast)
+        if cast and self.likelihood_.name == "bernoulli":  # 0/1 values fit the training data's dtype
+            return x.astype(getattr(self, "_input_dtype_", np.float64))  # absent in models saved by 0.2
+        return x
 
     def _torch_device(self):
         try:
@@ -345,8 +350,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return self._train(X, 1, holdout=False)
 
     def _reset(self):
-        for name in ("net_", "history_", "likelihood_", "schema_", "_rng_state_", "n_features_in_",
-                     "feature_names_in_", "best_validation_score_", "_validation_split_"):
+        for name in ("net_", "history_", "likelihood_", "schema_", "_input_dtype_", "_rng_state_",
+                     "n_features_in_", "feature_names_in_", "best_validation_score_", "_validation_split_"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -473,7 +478,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         -------
         X : ndarray or DataFrame of shape (n_samples, n_features)
             In the original column types and categories when fitted with a
-            column schema (a DataFrame when fitted on one).
+            column schema (a DataFrame when fitted on one); under a plain
+            Bernoulli model, in the dtype of the training array (0/1 values);
+            otherwise float64.
         """
         check_is_fitted(self, "net_")
         _check_int(n_samples, "n_samples", 1)

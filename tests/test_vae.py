@@ -247,3 +247,12 @@ def test_grid_search_cross_val_and_pipeline(data):
     pipe = make_pipeline(FunctionTransformer(lambda A: 1 - A), VAEDensityEstimator(**SMALL)).fit(X)
     assert np.isfinite(pipe.score(data[1]))
     assert pipe.score_samples(data[1]).shape == (len(data[1]),)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, bool, np.float32])
+def test_sample_of_binary_data_keeps_the_training_dtype(data, dtype):
+    X = data[0][:200].astype(dtype)
+    vae = VAEDensityEstimator(**SMALL).fit(X)
+    sample = vae.sample(5, random_state=0)
+    assert sample.dtype == np.dtype(dtype) and set(np.unique(sample)) <= {0, 1}
+    assert vae.transform(X[:3]).dtype == np.float64  # latent means stay float
