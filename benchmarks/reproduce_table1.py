@@ -70,6 +70,13 @@ from skvae.wsa import WSAVAE
 
 CHECKPOINTS = RESULTS.parent / "checkpoints"
 METHODS = ("vanilla", "dropout", "air", "rha", "wsa")
+# Method "wsa" is the OLD default of WSAVAE, under which its recorded rows of Table 1 were trained (code before
+# commit fc44075): discriminator 2x500 at the VAE's lr, 4 generated rows per real row, raw weights w. Those
+# parameters are pinned here so that the column keeps its meaning now that WSAVAE's defaults changed; the old
+# code also left the discriminator untrained during the warm-up, which today's WSAVAE no longer offers, so a
+# rerun of "wsa" differs from the recorded rows in that. "wsa_default" is today's WSAVAE() (issue 17).
+OLD_WSA_DEFAULT = {"discriminator_hidden_layer_sizes": (500, 500), "discriminator_lr": None, "n_augment": 4,
+                   "weight_power": 1.0, "self_normalize": False}
 
 class Variant(NamedTuple):
     """A run that may explain a difference from the paper: a base method with other parameters or data."""
@@ -91,10 +98,13 @@ VARIANTS = {
     "vanilla_train_valid": Variant("the vanilla VAE trained on train + valid (6,364 rows instead of 4,100), in "
                                    "case the paper trained on both; its valid -ELBO is then a training score",
                                    "vanilla", {}, ("train", "valid")),
+    "wsa_default": Variant("WSA with today's defaults of WSAVAE() (issue 17): discriminator 1x64 at Adam lr 1e-4, "
+                           "trained during the warm-up too, one generated row per real row, weights w^0.5 "
+                           "self-normalized within each batch", "wsa_new", {}),
 }
 GRIDS = {"dropout": ("dropout", (0.05, 0.1, 0.2, 0.3)), "air": ("air_sigma", (0.1, 0.2, 0.4, 0.8))}
-LABELS = {"vanilla": "Vanilla", "dropout": "Dropout", "air": "AIR", "rha": "RHA", "wsa": "WSA",
-          "wsa_batch_mean": "WSA (batch-mean w)", "wsa_small_disc": "WSA (1x64 D, lr 1e-4)",
+LABELS = {"vanilla": "Vanilla", "dropout": "Dropout", "air": "AIR", "rha": "RHA", "wsa": "WSA (old default, 2x500 D)",
+          "wsa_default": "WSA (new default)", "wsa_batch_mean": "WSA (batch-mean w)", "wsa_small_disc": "WSA (1x64 D, lr 1e-4)",
           "vanilla_train_valid": "Vanilla (train+valid)"}
 # Jin, Table 1, Caltech-101 Silhouettes, BB-ANS test bits/dim, mean and std (as quoted in issue 10).
 PAPER = {200: {"vanilla": (0.2718, 0.0029), "dropout": (0.2722, 0.0031), "air": (0.2546, 0.0006),
@@ -103,6 +113,11 @@ PAPER = {200: {"vanilla": (0.2718, 0.0029), "dropout": (0.2722, 0.0031), "air": 
                "rha": (0.3053, 0.0042), "wsa": (0.3063, 0.0038)},
          1000: {"vanilla": (0.4817, 0.0022), "dropout": (0.4832, 0.0015), "air": (0.3268, 0.0018),
                 "rha": (0.3961, 0.0056), "wsa": (0.3283, 0.0044)}}
+
+# Columns that the paper's WSA column is set beside (the paper's WSA is one method, its parameters are its own).
+PAPER_COLUMN = {"wsa_default": "wsa"}
+# Variants that the table is not complete without (the WSA column of issue 17).
+MAIN_VARIANTS = ("wsa_default",)
 
 TABLE_CSV, CURVES_CSV, SELECTION_CSV, TIMING_CSV = "table1.csv", "table1_curves.csv", "table1_selection.csv", \
     "table1_timing.csv"
@@ -143,6 +158,8 @@ def make_estimator(method, param, seed, proto):
     if method == "rha":
         return ReverseHalfAsleep(mode="joint", alpha=proto["rha_alpha"], **common)
     if method == "wsa":
+        return WSAVAE(warmup_epochs=proto["warmup"], **OLD_WSA_DEFAULT, **common)
+    if method == "wsa_new":  # WSAVAE's own defaults, only the warm-up length from the protocol
         return WSAVAE(warmup_epochs=proto["warmup"], **common)
     if method in VARIANTS:
         variant = VARIANTS[method]
@@ -531,7 +548,7 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
     final = max(checkpoints)
 
     # status: how far each main run got
-    status, complete = [], True
+    status, complete, incomplete = [], True, []
     for m in methods:
         reached = {}
         for r in curves:
@@ -542,7 +559,10 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
             if r["method"] == m and r["role"] == "candidate":
                 cand[r["param"]] = max(cand.get(r["param"], 0), int(r["epoch"]))
         done = all(reached.get(s, 0) >= final for s in seeds_planned)
-        complete &= done or m in VARIANTS  # the variants are extra columns, not the paper's protocol
+        # the variants are extra columns, not the paper's protocol; the new default WSA is the WSA column to be
+        complete &= done or (m in VARIANTS and m not in MAIN_VARIANTS)
+        if not done and not (m in VARIANTS and m not in MAIN_VARIANTS):
+            incomplete.append(LABELS[m])
         text = ", ".join(f"seed {s}: epochs 0..{e}" for s, e in sorted(reached.items())) or "not started"
         if cand and m not in {r["method"] for r in selection}:
             text += "; still choosing on valid, candidates at " + ", ".join(
@@ -555,7 +575,8 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
     for c in checkpoints:
         paper = PAPER.get(c, {})
         lines.append(f"| {c} | paper (BB-ANS, p and ρ chosen on test) | " + " | ".join(
-            f"{paper[m][0]:.4f} ± {paper[m][1]:.4f}" if m in paper else "" for m in methods) + " |")
+            f"{paper[PAPER_COLUMN.get(m, m)][0]:.4f} ± {paper[PAPER_COLUMN.get(m, m)][1]:.4f}"
+            if PAPER_COLUMN.get(m, m) in paper else "" for m in methods) + " |")
         for key, label in (("test_bpd_bitsback", "ours: BitsBackCoder file"), ("test_bpd_elbo", "ours: test -ELBO")):
             cells = [_mean_std([float(r[key]) for r in table if r["method"] == m and int(r["epoch"]) == c])
                      for m in methods]
@@ -624,6 +645,8 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
     reached = [(int(r["epoch"]), int(r["seed"])) for r in curves if r["role"] == "main" or r["method"] not in chosen]
     headline = "not started" if not reached else (
         f"epochs 0..{max(e for e, _ in reached)}, seed(s) {sorted({s for _, s in reached})} only")
+    if reached and incomplete:
+        headline = "not finished: " + ", ".join(incomplete) + " (see below)"
     est_text = ""
     tim = ""
     measured = {r["what"].split(":")[1].split("(")[0].strip() for r in timing if r["what"].startswith("train")}
@@ -660,8 +683,12 @@ def report(results_dir, proto, checkpoints, methods, seeds_planned):
         f"{proto['select_seed']} for {proto['select_epoch']} epochs, best mean valid ELBO at that epoch; the "
         "choice is then used for every seed and every checkpoint. **The paper chose p and ρ on the test set** "
         "(its best test value per row), which favours its dropout and AIR columns. RHA: `mode='joint'`, "
-        f"α = {proto['rha_alpha']}, prior latents. WSA: warm-up {proto['warmup']} epochs, 4 generated rows "
-        "per real row, per-sample weights, discriminator 2x500.",
+        f"α = {proto['rha_alpha']}, prior latents. WSA (old default): warm-up {proto['warmup']} epochs, 4 generated "
+        "rows per real row, per-sample raw weights, discriminator 2x500 at the VAE's lr, not trained during the "
+        "warm-up (code before commit fc44075). WSA (new default): `WSAVAE()`'s defaults of issue 17, warm-up "
+        f"{proto['warmup']} epochs, discriminator 1x64 at Adam lr 1e-4 trained during the warm-up too, one "
+        "generated row per real row, weights w^0.5 self-normalized within each batch. The paper's WSA numbers "
+        "are shown under both WSA columns.",
         "",
         "\"BitsBackCoder file\" is the actual size of the compressed full test split (one file with header, "
         "checksums and the ANS stream, default coder: latent cells 2^-5 prior std wide, probabilities rounded "
@@ -732,7 +759,7 @@ def _plot(results, curves, table, methods, checkpoints):
     import matplotlib.pyplot as plt
 
     colors = {"vanilla": "tab:blue", "dropout": "tab:orange", "air": "tab:green", "rha": "tab:purple",
-              "wsa": "tab:red", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink",
+              "wsa": "tab:red", "wsa_default": "black", "wsa_batch_mean": "tab:brown", "wsa_small_disc": "tab:pink",
               "vanilla_train_valid": "tab:cyan"}
     fig, ax = plt.subplots(figsize=(9.6, 4.8))
     for m in methods:
@@ -758,7 +785,8 @@ def _plot(results, curves, table, methods, checkpoints):
         pts = [(int(r["epoch"]), float(r["test_bpd_bitsback"])) for r in table if r["method"] == m]
         if pts:
             ax.plot(*zip(*pts), "o", color=colors[m], ms=4)
-        paper = [(c, PAPER[c][m][0]) for c in checkpoints if c in PAPER and m in PAPER[c]]
+        pm = PAPER_COLUMN.get(m, m)
+        paper = [(c, PAPER[c][pm][0]) for c in checkpoints if c in PAPER and pm in PAPER[c]]
         if paper:
             ax.plot(*zip(*paper), "x", color=colors[m], ms=7)
     ax.set_xlabel("epoch")

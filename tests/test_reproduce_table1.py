@@ -149,6 +149,7 @@ def test_time_limit_and_protocol_change(script, data, tmp_path):
 
 @pytest.mark.parametrize("variant, base", [("wsa_batch_mean", "WeightedSelfAugmentation"),
                                            ("wsa_small_disc", "WeightedSelfAugmentation"),
+                                           ("wsa_default", "WeightedSelfAugmentation"),
                                            ("vanilla_train_valid", "VAEDensityEstimator")])
 def test_variants_are_their_base_with_their_parameters(script, data, variant, base):
     proto = {"setting": {"latent_dim": 2, "hidden_layer_sizes": (8,)}, "warmup": 3}
@@ -211,3 +212,19 @@ def test_report_of_a_partial_invocation_keeps_every_recorded_column(script, data
     header = next(line for line in text.splitlines() if line.startswith("| epochs | quantity"))
     assert "Vanilla" in header and script.LABELS["wsa_small_disc"] in header
     assert "Vanilla: seed 0: epochs 0..4, seed 1: epochs 0..4" in text
+
+
+def test_wsa_is_the_old_default_and_wsa_default_is_todays(script):
+    """Method "wsa" keeps the old default its recorded rows were trained with; "wsa_default" is WSAVAE()."""
+    from skvae.wsa import WSAVAE
+
+    proto = {"setting": {"latent_dim": 2, "hidden_layer_sizes": (8,)}, "warmup": 3}
+    old = script.make_estimator("wsa", None, 0, proto).get_params()
+    for name, value in script.OLD_WSA_DEFAULT.items():
+        assert old[name] == value
+    new = script.make_estimator("wsa_default", None, 0, proto).get_params()
+    today = WSAVAE().get_params()
+    for name in script.OLD_WSA_DEFAULT:
+        assert new[name] == today[name]
+    assert new["warmup_epochs"] == 3 and "new default" in script.LABELS["wsa_default"]
+    assert "old default" in script.LABELS["wsa"]
