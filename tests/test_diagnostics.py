@@ -237,3 +237,30 @@ def test_bad_input(overfit_vae, data):
                  lambda: rate_distortion(unfitted, X_train)):
         with pytest.raises(NotFittedError):
             call()
+
+
+def test_split_mismatch_flags_a_shifted_test_split_only():
+    from skvae.diagnostics import split_mismatch
+
+    rng = np.random.RandomState(0)
+    train = (rng.rand(400, 8) < 0.3).astype(float)
+    same = split_mismatch(train, (rng.rand(200, 8) < 0.3).astype(float), random_state=0)
+    shifted = split_mismatch(train, (rng.rand(200, 8) < 0.4).astype(float), random_state=0)
+    assert 0.4 < same.statistic < 0.6 and same.p_value > 0.01
+    assert shifted.statistic > 0.6 and shifted.p_value < 1e-4
+    assert split_mismatch(train, train[:100] * 0 + 1, random_state=0).statistic > 0.99
+    again = split_mismatch(train, (rng.rand(200, 8) < 0.4).astype(float), random_state=0)
+    assert split_mismatch(train, train[:50], random_state=3) == split_mismatch(train, train[:50], random_state=3)
+    assert again.n_train == 400 and again.n_test == 200
+
+
+def test_split_mismatch_bad_input():
+    from skvae.diagnostics import split_mismatch
+
+    X = np.zeros((20, 3))
+    with pytest.raises(ValueError, match="features"):
+        split_mismatch(X, np.zeros((20, 4)))
+    with pytest.raises(ValueError, match="n_splits=5"):
+        split_mismatch(X, X[:3])
+    with pytest.raises(TypeError, match="predict_proba"):
+        split_mismatch(X, X, classifier=object())
