@@ -5,9 +5,13 @@
 subsamples of the DEBD sets, the sine-Bernoulli toy and Silhouettes, and
 records final and best-epoch test ELBO, the weights' effective sample size
 and seconds per epoch, one CSV row per finished run (resumable: recorded
-runs are skipped); ``compare-report`` rebuilds its markdown table:
+runs are skipped); ``--methods`` may add ``vanilla_es`` and ``wsa_es``, the
+same models with ``early_stopping=True`` (the estimators' defaults: 10 % of
+the training rows held out) and the same epoch cap, reported beside them;
+``compare-report`` rebuilds its markdown table:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_wsa.py compare --epochs 500 --seeds 0,1,2
+    OMP_NUM_THREADS=1 python benchmarks/bench_wsa.py compare --epochs 500 --seeds 0,1,2 --methods vanilla_es
     OMP_NUM_THREADS=1 python benchmarks/bench_wsa.py compare --datasets dna,ad,cr52 --epochs 300 --seeds 0 \
         --csv wsa_sweep.csv --label my-variant --wsa-params '{"discriminator_lr": 1e-3}'
 
@@ -407,10 +411,15 @@ def compare_one(name, method, seed, epochs, every, wsa_params, data_home):
     setting = {**SETTING, **OWN_SETTING[name]} if name in OWN_SETTING else dict(SMALL_NET)
     curve = TestCurve(test, every, epochs)
     start = time.perf_counter()
-    if method == "vanilla":
-        est = VAEDensityEstimator(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)])
+    # "<method>_es": the same model with early_stopping=True (validation_fraction, n_iter_no_change and tol at
+    # their defaults: 10 % of the training rows held out, 10 epochs without gain; the best epoch's weights kept)
+    base, early = (method[:-3], True) if method.endswith("_es") else (method, False)
+    if base == "vanilla":
+        est = VAEDensityEstimator(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)],
+                                  early_stopping=early)
     else:
-        est = WSAVAE(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)], **wsa_params)
+        est = WSAVAE(**setting, max_epochs=epochs, random_state=seed, callbacks=[("curve", curve)],
+                     **{"early_stopping": early, **wsa_params})
     est.fit(train)
     wall = time.perf_counter() - start
     hist = est.history_
@@ -423,7 +432,11 @@ def compare_one(name, method, seed, epochs, every, wsa_params, data_home):
            "test_elbo_final": float(est.score(test)), "train_elbo_final": float(est.score(train)),
            "test_elbo_best": best, "best_epoch": best_epoch, "s_per_epoch": float(np.median(durs)),
            "wall_s": wall, "command": command_line()}
-    if method != "vanilla":
+    if early:
+        row.update({"early_stopping": True, "epochs_trained": len(hist),
+                    "best_valid_epoch": max(((r["epoch"], r["valid_elbo"]) for r in hist if "valid_elbo" in r),
+                                                key=lambda p: p[1], default=(None, None))[0]})
+    if base != "vanilla":
         warm = est.get_params()["warmup_epochs"]
         row.update({"wsa_params": json.dumps(wsa_params, sort_keys=True), "warmup_epochs": warm,
                     "s_per_epoch": float(np.median(durs[warm:])) if len(durs) > warm else float("nan"),
@@ -439,7 +452,8 @@ def compare(args):
     """Resumable: a (data set, method, seed, epochs) already in the CSV is not trained again."""
     csv_path = RESULTS / args.csv
     wsa_params = json.loads(args.wsa_params)
-    method_of = {"vanilla": "vanilla", "wsa": "wsa" + (f"-{args.label}" if args.label else "")}
+    suffix = f"-{args.label}" if args.label else ""
+    method_of = {"vanilla": "vanilla", "wsa": "wsa" + suffix, "vanilla_es": "vanilla_es", "wsa_es": "wsa_es" + suffix}
     # seeds outermost: a stopped invocation leaves every data set with its first seeds
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name in args.datasets.split(","):
@@ -449,7 +463,7 @@ def compare(args):
                 done = {(r["dataset"], r["method"], r["seed"], r["epochs"]) for r in read_rows(csv_path)}
                 if (name, label, str(seed), str(epochs)) in done:
                     continue
-                row = compare_one(name, method, seed, epochs, args.every, wsa_params if method == "wsa" else {},
+                row = compare_one(name, method, seed, epochs, args.every, wsa_params if method.startswith("wsa") else {},
                                   args.data_home)
                 row["method"] = label
                 append_row(csv_path, row)
@@ -477,12 +491,16 @@ def compare_report(args):
     for name, epochs in keys:
         mine = [r for r in rows if r["dataset"] == name and r["epochs"] == epochs]
         vanilla = {r["seed"]: r for r in mine if r["method"] == "vanilla"}
-        for label in dict.fromkeys(r["method"] for r in mine if r["method"] != "vanilla"):
+        vanilla_es = {r["seed"]: r for r in mine if r["method"] == "vanilla_es"}
+        for label in dict.fromkeys(r["method"] for r in mine if r["method"] != "vanilla" and "_es" not in r["method"]):
             wsa = {r["seed"]: r for r in mine if r["method"] == label}
             seeds = sorted(set(vanilla) & set(wsa), key=int)
             if not seeds:
                 continue
             get = lambda runs, key: [float(runs[s][key]) for s in seeds]
+            wsa_es = {r["seed"]: r for r in mine if r["method"] == label.replace("wsa", "wsa_es", 1)}
+            # early-stopped runs: over the seeds of the row that have them (their count is shown)
+            es = lambda runs, key: [float(runs[s][key]) for s in seeds if s in runs]
             v_final, w_final = get(vanilla, "test_elbo_final"), get(wsa, "test_elbo_final")
             v_best = get(vanilla, "test_elbo_best")
             diff = np.subtract(w_final, v_final)
@@ -497,6 +515,14 @@ def compare_report(args):
                 "wsa_best": m(get(wsa, "test_elbo_best")), "wsa_best_epoch": m(get(wsa, "best_epoch")),
                 "gain_vs_final": m(diff), "wins_final": f"{int((diff > 0).sum())}/{len(seeds)}",
                 "gain_vs_best": m(diff_best), "wins_best": f"{int((diff_best >= 0).sum())}/{len(seeds)}",
+                "vanilla_es": m(es(vanilla_es, "test_elbo_final")) if es(vanilla_es, "test_elbo_final") else None,
+                "vanilla_es_epochs": m(es(vanilla_es, "epochs_trained")) if es(vanilla_es, "epochs_trained") else None,
+                "wsa_es": m(es(wsa_es, "test_elbo_final")) if es(wsa_es, "test_elbo_final") else None,
+                "wsa_es_epochs": m(es(wsa_es, "epochs_trained")) if es(wsa_es, "epochs_trained") else None,
+                "es_seeds": f"{len(es(vanilla_es, 'seed'))}/{len(es(wsa_es, 'seed'))}",
+                # paired over the seeds that have the early-stopped run
+                "gain_vs_es": m(np.subtract(es({s: wsa[s] for s in vanilla_es if s in wsa}, "test_elbo_final"),
+                                            es(vanilla_es, "test_elbo_final"))) if es(vanilla_es, "seed") else None,
                 "ess": m(get(wsa, "ess_mean")), "disc_acc": m(get(wsa, "disc_acc_last")),
                 "v_s": m(get(vanilla, "s_per_epoch")), "w_s": m(get(wsa, "s_per_epoch")),
                 "ratio": m(get(wsa, "s_per_epoch")) / m(get(vanilla, "s_per_epoch")),
@@ -507,6 +533,9 @@ def compare_report(args):
                ("wsa_final", "WSA final"), ("wsa_final_sd", "± sd"), ("wsa_best_epoch", "WSA best epoch"),
                ("gain_vs_final", "WSA − vanilla final"), ("wins_final", "seeds WSA better"),
                ("gain_vs_best", "WSA − vanilla best"), ("wins_best", "seeds WSA ≥ best"),
+               ("vanilla_es", "vanilla early-stopped"), ("vanilla_es_epochs", "(epochs)"),
+               ("gain_vs_es", "WSA − vanilla ES"), ("wsa_es", "WSA early-stopped"), ("wsa_es_epochs", "(epochs)"),
+               ("es_seeds", "ES seeds (vanilla/WSA)"),
                ("ess", "ESS"), ("disc_acc", "D acc"),
                ("v_s", "vanilla s/epoch"), ("w_s", "WSA s/epoch"), ("ratio", "ratio")]
     commands = sorted({r["command"] for r in rows})
@@ -517,7 +546,11 @@ def compare_report(args):
             f"training rows drawn per seed and {SMALL_NET}, the other parameters at their defaults (same for "
             f"both methods); Silhouettes uses {SETTING} on its whole train split; 'sine' is the 256-d "
             "sine-Bernoulli toy (1,000 train / 1,000 test rows per seed). 'vanilla best epoch' is the test "
-            "ELBO at vanilla's best recorded epoch (an early-stopping oracle on the test split). ESS: Kish's "
+            "ELBO at vanilla's best recorded epoch (an early-stopping oracle on the test split). 'early-stopped': "
+            "the same model with `early_stopping=True` at the estimator's defaults (10 % of the training rows "
+            "held out for validation, stop after 10 epochs without a gain of 1e-4 nats, best epoch's weights "
+            "restored; WSA counts only after its warm-up), trained on the same rows with the same epoch cap; "
+            "'(epochs)' is the mean number of epochs it trained. ESS: Kish's "
             "effective sample size of the weights, mean over WSA epochs. D acc: discriminator accuracy in "
             "the last epoch. s/epoch: median time of an epoch (WSA: after warm-up), one torch thread, on a "
             "machine shared with another developer's jobs.", "",
@@ -552,7 +585,8 @@ def main(argv=None):
     c.add_argument("--epochs-by", type=json.loads, default={}, help='JSON dict, e.g. {"caltech_silhouettes": 200}')
     c.add_argument("--every", type=int, default=10, help="test ELBO every this many epochs")
     c.add_argument("--seeds", default="0,1,2")
-    c.add_argument("--methods", default="vanilla,wsa")
+    c.add_argument("--methods", default="vanilla,wsa,vanilla_es,wsa_es",
+                   help="among vanilla, wsa, vanilla_es, wsa_es (_es: early_stopping=True)")
     c.add_argument("--wsa-params", default="{}", help="JSON dict of WSAVAE parameters (a variant)")
     c.add_argument("--label", default="", help="the variant's runs are recorded as wsa-<label>")
     c.add_argument("--csv", default="wsa_compare.csv", help="file under benchmarks/results/")
