@@ -39,6 +39,9 @@ from contextlib import contextmanager
 import numpy as np
 import constriction
 
+from ._entropy_models import _categorical
+from ._exact import LOG2_FRACTION_BITS, index_weights
+
 __all__ = ["ChunkCodec", "block_bounds"]
 
 
@@ -82,11 +85,72 @@ class ChunkCodec:
         Largest number of rows per network call.
     """
 
-    def __init__(self, model, columns, grid, block_size):
+    def __init__(self, model, columns, grid, block_size, n_particles=1):
         self.model = model
         self.columns = columns
         self.grid = grid
         self.block_size = block_size
+        self.n_particles = int(n_particles)
+        self.trace = None  # a list to record (net bits, -log2 IWAE_k bits) per importance-sampled block
+
+    def _log_weights(self, block, cells, mean, std):
+        """Fixed-point log2 w_i = log2 p(x|z_i) + log2 p(z_i) - log2 q(z_i|x), shape (k, n), int64."""
+        k, n, d = self.n_particles, len(block), self.model.latent_dim
+        flat = cells.reshape(-1)
+        params = self._decoder_output(flat)
+        lx = self.columns.log2_probs(np.tile(block, (k, 1)), params).reshape(k, n)
+        lp = self.grid.prior_log2(flat).reshape(k, n, d).sum(axis=2)
+        lq = self.grid.posterior_log2(flat, np.tile(mean, k), np.tile(std, k)).reshape(k, n, d).sum(axis=2)
+        return lx + lp - lq
+
+    @staticmethod
+    def _neg_log_iwae_bits(log_w):
+        d = (log_w - log_w.max(axis=0)).astype(np.float64) / 2.0 ** LOG2_FRACTION_BITS
+        return float(-(log_w.max(axis=0) / 2.0 ** LOG2_FRACTION_BITS + np.log2(np.exp2(d).sum(axis=0))
+                       - math.log2(len(log_w))).sum())
+
+    def _encode_block_is(self, coder, block, prior):
+        """BB-IS: pop k draws of q and the index j ~ Cat(w), push back the others, x, z_j and j (uniform)."""
+        grid, k, n, d = self.grid, self.n_particles, len(block), self.model.latent_dim
+        mean, std = self._posterior(block)
+        start_bits = before = coder.num_valid_bits()
+        cells = np.stack([grid.pop_posterior(coder, mean, std) for _ in range(k)])  # (k, n * d)
+        log_w = self._log_weights(block, cells, mean, std)
+        j = coder.decode(_categorical(), index_weights(log_w)).astype(np.intp)
+        popped = before - coder.num_valid_bits()
+        rows = np.arange(n)
+        per_row = cells.reshape(k, n, d)
+        others = np.stack([per_row[np.where(s < j, s, s + 1), rows] for s in range(k - 1)])  # (k-1, n, d)
+        for s in reversed(range(k - 1)):
+            grid.push_posterior(coder, others[s].reshape(-1), mean, std)
+        chosen = per_row[j, rows].reshape(-1)
+        self.columns.push(coder, block, self._decoder_output(chosen))
+        before = coder.num_valid_bits()
+        grid.push_prior(coder, chosen, prior)
+        prior_bits = coder.num_valid_bits() - before
+        coder.encode_reverse(j.astype(np.int32), _categorical(), np.ones((n, k)))
+        if self.trace is not None:
+            self.trace.append((coder.num_valid_bits() - start_bits, self._neg_log_iwae_bits(log_w)))
+        return popped, prior_bits
+
+    def _decode_block_is(self, coder, n, prior):
+        grid, k, d = self.grid, self.n_particles, self.model.latent_dim
+        j = coder.decode(_categorical(), np.ones((n, k))).astype(np.intp)
+        chosen = grid.pop_prior(coder, n * d, prior)
+        block = self.columns.pop(coder, self._decoder_output(chosen))
+        mean, std = self._posterior(block)
+        others = [grid.pop_posterior(coder, mean, std).reshape(n, d) for _ in range(k - 1)]
+        per_row = np.empty((k, n, d), dtype=np.int32)
+        rows = np.arange(n)
+        for s in range(k - 1):
+            per_row[np.where(s < j, s, s + 1), rows] = others[s]
+        per_row[j, rows] = chosen.reshape(n, d)
+        cells = per_row.reshape(k, n * d)
+        coder.encode_reverse(j.astype(np.int32), _categorical(), index_weights(self._log_weights(block, cells,
+                                                                                                   mean, std)))
+        for i in reversed(range(k)):
+            grid.push_posterior(coder, cells[i], mean, std)
+        return block
 
     def _posterior(self, symbols):
         mu, logvar = self.model.encode(self.columns.network_input(symbols))
@@ -138,9 +202,11 @@ class ChunkCodec:
         and the bits pushed under the prior."""
         grid, columns = self.grid, self.columns
         mean, std = self._posterior(block)
+        if not first and self.n_particles > 1:
+            return self._encode_block_is(coder, block, prior)
         if first:
             cells = grid.nearest(mean)
-            popped = grid.posterior_entropy_bits(mean, std)
+            popped = grid.posterior_entropy_bits(mean, std) * self.n_particles
         else:
             before = coder.num_valid_bits()
             cells = grid.pop_posterior(coder, mean, std)
@@ -161,6 +227,9 @@ class ChunkCodec:
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
         with entropy_coder_errors("corrupted chunk"):
             for start, stop in reversed(bounds):
+                if start > 0 and self.n_particles > 1:
+                    out[start:stop] = self._decode_block_is(coder, stop - start, prior)
+                    continue
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)
                 block = columns.pop(coder, self._decoder_output(cells))
                 out[start:stop] = block

@@ -143,7 +143,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, estimator=None, latent_precision=5, latent_clip=6.0, likelihood_precision=16,
-                 chunk_size=10_000, block_size=1024, n_jobs=None, quantization=None):
+                 chunk_size=10_000, block_size=1024, n_jobs=None, quantization=None, n_particles=1):
         self.estimator = estimator
         self.latent_precision = latent_precision
         self.latent_clip = latent_clip
@@ -152,6 +152,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         self.block_size = block_size
         self.n_jobs = n_jobs
         self.quantization = quantization
+        self.n_particles = n_particles
 
     # -- fitting --------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         from ..likelihoods import get_likelihood  # torch is needed to fit, not to load and decode
 
         self._coding_params()  # validate before any training
+        self._check_particles()
         if self.estimator is None:
             from ..vae import VAEDensityEstimator
             estimator = VAEDensityEstimator()
@@ -292,11 +294,19 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         """The validated coding parameters as a JSON-ready dict."""
         return _validated_params({name: getattr(self, name) for name in PARAM_NAMES})
 
-    def _codec(self, params, grid=None):
+    def _check_particles(self, value=None):
+        value = self.n_particles if value is None else value
+        _check_int(value, "n_particles", 1)
+        if value > 4096:
+            raise ValueError(f"n_particles must be <= 4096, got {value!r}")
+        return int(value)
+
+    def _codec(self, params, grid=None, n_particles=None):
         columns = column_model_for(self.model_.likelihood, self.n_features_in_,
                                    params["likelihood_precision"], grid)
         grid = LatentGrid(params["latent_precision"], params["latent_clip"])
-        return ChunkCodec(self.model_, columns, grid, params["block_size"])
+        k = self._check_particles(n_particles)
+        return ChunkCodec(self.model_, columns, grid, params["block_size"], k)
 
     def _file_fingerprint(self, params, columns):
         blob = json.dumps([self.fingerprint_, params, columns], sort_keys=True).encode()
@@ -397,6 +407,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "shape": [int(n_rows), int(X.shape[1])],
             "params": params,
             "grid": grid,
+            "n_particles": codec.n_particles if codec.n_particles > 1 else None,  # absent: k = 1
         }
         write_preamble(stream, header)
         digest = _array_digest(header, columns)
@@ -460,7 +471,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"corrupted bits-back file: bad coder parameters ({exc})") from None
         try:
-            codec = self._codec(params, header.get("grid"))
+            k = header.get("n_particles")
+            codec = self._codec(params, header.get("grid"), 1 if k is None else k)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
         # the fingerprint covers the model, its column schema and the parameters

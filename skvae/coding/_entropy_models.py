@@ -30,7 +30,7 @@ import constriction
 import numpy as np
 
 from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
-from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp
+from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp, fixed_log2, table_log2
 
 __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns", "column_model_for",
            "register_column_model"]
@@ -123,6 +123,18 @@ class BinnedDistribution:
         if self.n_groups > 1:
             coder.encode_reverse(groups.astype(np.int32), _categorical(), self._group_table(mean, std))
 
+    def log2_prob(self, symbols, mean, std):
+        """Fixed-point log2 probability of each symbol (int64, 1-D), exactly as both coder sides compute it."""
+        total = np.zeros(len(mean), dtype=np.int64)
+        if self.n_bins == 1:
+            return total
+        groups = symbols // self.group
+        if self.group > 1:
+            total += table_log2(self._bin_table(groups, mean, std), symbols - groups * self.group)
+        if self.n_groups > 1:
+            total += table_log2(self._group_table(mean, std), groups)
+        return total
+
     def min_bits(self):
         """The fewest bits any symbol can cost (each stage leaves 2**-24 to every other entry)."""
         return sum(_cheapest_code_bits(k) for k in (self.n_groups, self.group) if k > 1 and self.n_bins > 1)
@@ -206,6 +218,17 @@ class LatentGrid:
     def pop_prior(self, coder, count, model):
         return coder.decode(model, count) - np.int32(self.n_half)
 
+    def posterior_log2(self, cells, mean, std):
+        """Fixed-point log2 q(cell) per entry (grid units, flattened)."""
+        return self.posterior.log2_prob(cells.astype(np.int64) + self.n_half, mean + self.n_half, std)
+
+    def prior_log2(self, cells):
+        """Fixed-point log2 p(cell) under the discretized prior, per entry."""
+        if getattr(self, "_prior_log2", None) is None:
+            row = self.prior_probs[None, :]
+            self._prior_log2 = np.array([table_log2(row, [c])[0] for c in range(self.n_cells)])
+        return self._prior_log2[cells.astype(np.intp) + self.n_half]
+
     def posterior_entropy_bits(self, mean, std):
         """Entropy (bits) of the binned posteriors given in grid units, summed (float, for reports)."""
         mass = self.posterior._masses(-0.5, self.n_cells, 1, mean + self.n_half, std)
@@ -253,6 +276,10 @@ class ColumnModel:
         """Decode (n, n_features) symbols under p(x | decoder output ``params``)."""
         raise NotImplementedError
 
+    def log2_probs(self, symbols, params):
+        """Fixed-point log2 p(x | params) per row (int64), the same on every platform."""
+        raise NotImplementedError
+
     def restore(self, symbols, dtype):
         """The symbols as an array of the caller's dtype."""
         return symbols.astype(dtype)
@@ -282,6 +309,10 @@ class BernoulliColumns(ColumnModel):
         coder.encode_reverse(symbols.ravel(), constriction.stream.model.Bernoulli(perfect=False),
                              self._probs(params))
 
+    def log2_probs(self, symbols, params):
+        p1 = self._probs(params).reshape(symbols.shape)
+        return fixed_log2(np.where(symbols == 1, p1, 1.0 - p1)).sum(axis=1)  # 1 - p1 exact: a 2**-precision grid
+
     def pop(self, coder, params):
         flat = coder.decode(constriction.stream.model.Bernoulli(perfect=False), self._probs(params))
         return flat.reshape(-1, self.n_features)
@@ -305,6 +336,12 @@ class CategoricalColumns(ColumnModel):
 
     def pop(self, coder, params):
         return np.stack([coder.decode(_categorical(), table) for table in self._column_tables(params)], axis=1)
+
+    def log2_probs(self, symbols, params):
+        total = np.zeros(len(symbols), dtype=np.int64)
+        for j, table in enumerate(self._column_tables(params)):
+            total += table_log2(table, symbols[:, j])
+        return total
 
     def min_bits_per_row(self):
         return sum(_cheapest_code_bits(k) for k in self.likelihood.n_categories)
@@ -333,6 +370,13 @@ class _BinnedColumns(ColumnModel):
 
     def min_bits_per_row(self):
         return sum(law.min_bits() for law in self._laws)
+
+    def log2_probs(self, symbols, params):
+        loc, scale = self._locations(params)
+        total = np.zeros(len(symbols), dtype=np.int64)
+        for j, law in enumerate(self._laws):
+            total += law.log2_prob(symbols[:, j].astype(np.int64), loc[:, j], scale[:, j])
+        return total
 
 
 class IntegerColumns(_BinnedColumns):
@@ -484,6 +528,12 @@ class MixedColumns(ColumnModel):
 
     def min_bits_per_row(self):
         return sum(model.min_bits_per_row() for model, _, _ in self.parts)
+
+    def log2_probs(self, symbols, params):
+        total = np.zeros(len(symbols), dtype=np.int64)
+        for model, cols, sl in self.parts:
+            total += model.log2_probs(np.ascontiguousarray(symbols[:, cols]), params[:, sl])
+        return total
 
 
 _COLUMN_MODELS = {Bernoulli: BernoulliColumns, Categorical: CategoricalColumns,

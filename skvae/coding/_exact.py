@@ -209,3 +209,62 @@ def bernoulli_probabilities(logits, precision):
         np.clip(index, 0.0, len(table) - 1.0, out=index)
         out[start:start + len(index)] = table[index.astype(np.intp)]
     return out
+
+
+LOG2_FRACTION_BITS = 32  # fixed-point log-probabilities: integers in units of 2**-32 bits
+_LOG2_STEPS = 256
+
+
+@functools.lru_cache(maxsize=None)
+def _log2_table():
+    """round(log2(1 + i / 256) * 2**32), i = 0 .. 256, by integer squaring (exact, the same everywhere)."""
+    precision, bits = 96, LOG2_FRACTION_BITS + 8
+    out = []
+    for i in range(_LOG2_STEPS + 1):
+        if i == _LOG2_STEPS:
+            out.append(1 << LOG2_FRACTION_BITS)
+            continue
+        v, result = (_LOG2_STEPS + i) << (precision - 8), 0
+        for _ in range(bits):
+            v = (v * v) >> precision
+            result <<= 1
+            if v >= 2 << precision:
+                v >>= 1
+                result |= 1
+        out.append((result + (1 << 7)) >> 8)
+    return np.array(out, dtype=np.float64)  # below 2**33: exact in float64
+
+
+def fixed_log2(x):
+    """round(log2(x) * 2**32) as int64 for positive float64 x, the same on every platform.
+
+    ``frexp`` (exact), linear interpolation in :func:`_log2_table` (error below
+    3e-6 bits) and IEEE ``+ - * /`` only.
+    """
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    u = (m * 2.0 - 1.0) * _LOG2_STEPS     # exact: m * 2 lies in [1, 2)
+    i = np.minimum(np.floor(u), _LOG2_STEPS - 1)
+    table = _log2_table()
+    index = i.astype(np.intp)
+    lo, hi = table[index], table[index + 1]
+    return (e.astype(np.int64) - 1) * (1 << LOG2_FRACTION_BITS) + np.rint(lo + (u - i) * (hi - lo)).astype(np.int64)
+
+
+def table_log2(table, symbols):
+    """Fixed-point log2 of ``table[r, symbols[r]] / sum(table[r])`` per row, exactly normalized.
+
+    Each row is scaled by a power of two so that its largest entry lies in
+    ``[2**39, 2**40)`` and floored to integers, whose sum is exact in int64 in
+    any order; entries below one unit count as one.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    _, e = np.frexp(table.max(axis=1))
+    scaled = np.floor(np.ldexp(table, (40 - e)[:, None].astype(np.int32))).astype(np.int64)
+    entry = np.maximum(scaled[np.arange(len(table)), np.asarray(symbols, dtype=np.intp)], 1)
+    return fixed_log2(entry.astype(np.float64)) - fixed_log2(scaled.sum(axis=1).astype(np.float64))
+
+
+def index_weights(log_weights):
+    """Categorical table (n, k) from fixed-point log-weights (k, n): 2**(w - max) by :func:`exp2`."""
+    d = (log_weights - log_weights.max(axis=0, keepdims=True)).T.astype(np.float64)  # exact: |d| < 2**53
+    return np.ascontiguousarray(exp2(np.maximum(d, -2.0 ** 62) / 2.0 ** LOG2_FRACTION_BITS) + 2.0 ** -60)
