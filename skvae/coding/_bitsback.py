@@ -200,10 +200,10 @@ class ChunkCodec:
     def _encode_block(self, coder, block, first, prior):
         """Code one block; returns the bits popped (the entropy estimate for the first row)
         and the bits pushed under the prior."""
+        if not first and self.n_particles > 1:
+            return self._encode_block_is(coder, block, prior)  # computes its own posterior
         grid, columns = self.grid, self.columns
         mean, std = self._posterior(block)
-        if not first and self.n_particles > 1:
-            return self._encode_block_is(coder, block, prior)
         if first:
             cells = grid.nearest(mean)
             popped = grid.posterior_entropy_bits(mean, std) * self.n_particles

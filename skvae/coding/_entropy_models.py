@@ -225,8 +225,8 @@ class LatentGrid:
     def prior_log2(self, cells):
         """Fixed-point log2 p(cell) under the discretized prior, per entry."""
         if getattr(self, "_prior_log2", None) is None:
-            row = self.prior_probs[None, :]
-            self._prior_log2 = np.array([table_log2(row, [c])[0] for c in range(self.n_cells)])
+            rows = np.repeat(self.prior_probs[None, :], self.n_cells, axis=0)
+            self._prior_log2 = table_log2(rows, np.arange(self.n_cells))
         return self._prior_log2[cells.astype(np.intp) + self.n_half]
 
     def posterior_entropy_bits(self, mean, std):
