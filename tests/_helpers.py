@@ -4,6 +4,9 @@ import json
 import struct
 import zlib
 
+import numpy as np
+import pandas as pd
+
 from skvae.coding._container import HEADER_KEYS, PARAM_NAMES
 
 
@@ -24,3 +27,15 @@ def rewrite_header(data, **changes):
     body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     return (struct.pack("<8sHI", magic, version, len(body)) + body + struct.pack("<I", zlib.crc32(body))
             + data[14 + length + 4:])
+
+
+def mixed_table(n, seed, flag=True):
+    """A categorical, an integer, (with ``flag``) a 0/1 integer and a 2-decimal real column, seeded."""
+    rng = np.random.RandomState(seed)
+    count = rng.poisson(4, n)
+    columns = {"color": pd.Categorical(rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2])),
+               "count": count.astype(np.int64)}
+    if flag:  # (bool + categorical: issue #18)
+        columns["flag"] = ((count + rng.randint(0, 3, n)) > 5).astype(np.int64)
+    columns["size"] = np.round(count * 0.3 + rng.randn(n), 2) + 0.0  # + 0.0: no -0.0
+    return pd.DataFrame(columns)

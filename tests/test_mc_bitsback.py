@@ -9,6 +9,8 @@ import pytest
 from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 
+from _helpers import mixed_table
+
 # sha256 of the k = 1 files of the cases below, computed with the coder before n_particles existed
 K1_DIGESTS = {
     "binary": "924a7c3822491c16b0347d5e07e100efff889280727c77949240b368bf7ff9b7",
@@ -17,23 +19,13 @@ K1_DIGESTS = {
 }
 
 
-def _table(n, seed):
-    rng = np.random.RandomState(seed)
-    count = rng.poisson(4, n)
-    return pd.DataFrame({
-        "color": pd.Categorical(rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2])),
-        "count": count.astype(np.int64),
-        "size": np.round(count * 0.3 + rng.randn(n), 2) + 0.0,
-    })
-
-
 @pytest.fixture(scope="module")
 def cases(nltcs):
     train, test = nltcs
     binary = VAEDensityEstimator(latent_dim=3, hidden_layer_sizes=(24,), max_epochs=3, batch_size=100,
                                  random_state=0).fit(train[:2000])
     tab = VAEDensityEstimator(likelihood="auto", latent_dim=3, hidden_layer_sizes=(24,), max_epochs=6,
-                              random_state=0).fit(_table(500, 0))
+                              random_state=0).fit(mixed_table(500, 0, flag=False))
     rng = np.random.RandomState(0)
     real = np.round(rng.randn(400, 5) @ rng.randn(5, 5) * 8) / 8 + 0.0
     gauss = VAEDensityEstimator(likelihood="gaussian", latent_dim=3, hidden_layer_sizes=(24,), max_epochs=6,
@@ -41,7 +33,7 @@ def cases(nltcs):
     return {
         "binary": (BitsBackCoder(binary, chunk_size=500, block_size=64).fit(), test[:800]),
         "table": (BitsBackCoder(tab, quantization={"size": 0.01}, chunk_size=150, block_size=32).fit(),
-                  _table(250, 1)),
+                  mixed_table(250, 1, flag=False)),
         "real": (BitsBackCoder(gauss, quantization=0.125, chunk_size=150, block_size=32).fit(), real[:250]),
     }
 

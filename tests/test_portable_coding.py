@@ -23,7 +23,7 @@ from skvae.coding import BitsBackCoder
 from skvae.coding import _exact
 from skvae.coding._fixed_point import ARITHMETIC_VERSION, _SUM_LIMIT
 
-from _helpers import rewrite_header
+from _helpers import mixed_table, rewrite_header
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,17 +54,6 @@ if platform.machine() in ("x86_64", "AMD64"):
     ENVIRONMENTS["OPENBLAS_CORETYPE=Haswell"] = {"OPENBLAS_CORETYPE": "Haswell"}
 
 
-def _table(n, seed):
-    rng = np.random.RandomState(seed)
-    count = rng.poisson(4, n)
-    return pd.DataFrame({
-        "color": pd.Categorical(rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2])),
-        "count": count.astype(np.int64),
-        "flag": ((count + rng.randint(0, 3, n)) > 5).astype(np.int64),  # (bool + categorical: issue #18)
-        "size": np.round(count * 0.3 + rng.randn(n), 2) + 0.0,  # + 0.0: no -0.0
-    })
-
-
 @pytest.fixture(scope="module")
 def cases(data_home):
     """name -> (fitted coder, rows to encode): binary rows, a mixed table, quantized real columns."""
@@ -74,14 +63,14 @@ def cases(data_home):
     binary = VAEDensityEstimator(latent_dim=16, hidden_layer_sizes=(100,), max_epochs=2, random_state=0)
     binary.fit(plants.train[:3000])
     table = VAEDensityEstimator(likelihood="auto", latent_dim=4, hidden_layer_sizes=(32, 32), max_epochs=8,
-                                random_state=0).fit(_table(600, 0))
+                                random_state=0).fit(mixed_table(600, 0))
     rng = np.random.RandomState(0)
     real = np.round(rng.randn(400, 5) @ rng.randn(5, 5) * 8) / 8 + 0.0
     gaussian = VAEDensityEstimator(likelihood="gaussian", latent_dim=3, hidden_layer_sizes=(32,), max_epochs=8,
                                    random_state=0).fit(real)
     return {
         "binary": (BitsBackCoder(binary, chunk_size=700).fit(), plants.test[:1500]),
-        "table": (BitsBackCoder(table, quantization={"size": 0.01}, chunk_size=150).fit(), _table(300, 1)),
+        "table": (BitsBackCoder(table, quantization={"size": 0.01}, chunk_size=150).fit(), mixed_table(300, 1)),
         "real": (BitsBackCoder(gaussian, quantization=0.125).fit(), real[:300]),
     }
 
