@@ -501,6 +501,8 @@ def compare_report(args):
             wsa_es = {r["seed"]: r for r in mine if r["method"] == label.replace("wsa", "wsa_es", 1)}
             # early-stopped runs: over the seeds of the row that have them (their count is shown)
             es = lambda runs, key: [float(runs[s][key]) for s in seeds if s in runs]
+            es_pair = np.array([float(wsa_es[s]["test_elbo_final"]) - float(vanilla_es[s]["test_elbo_final"])
+                                for s in seeds if s in wsa_es and s in vanilla_es])
             v_final, w_final = get(vanilla, "test_elbo_final"), get(wsa, "test_elbo_final")
             v_best = get(vanilla, "test_elbo_best")
             diff = np.subtract(w_final, v_final)
@@ -520,6 +522,9 @@ def compare_report(args):
                 "wsa_es": m(es(wsa_es, "test_elbo_final")) if es(wsa_es, "test_elbo_final") else None,
                 "wsa_es_epochs": m(es(wsa_es, "epochs_trained")) if es(wsa_es, "epochs_trained") else None,
                 "es_seeds": f"{len(es(vanilla_es, 'seed'))}/{len(es(wsa_es, 'seed'))}",
+                # both early-stopped, paired over the seeds that have both
+                "es_vs_es": m(es_pair) if len(es_pair) else None,
+                "es_vs_es_wins": f"{int((es_pair > 0).sum())}/{len(es_pair)}" if len(es_pair) else None,
                 # paired over the seeds that have the early-stopped run
                 "gain_vs_es": m(np.subtract(es({s: wsa[s] for s in vanilla_es if s in wsa}, "test_elbo_final"),
                                             es(vanilla_es, "test_elbo_final"))) if es(vanilla_es, "seed") else None,
@@ -536,6 +541,7 @@ def compare_report(args):
                ("vanilla_es", "vanilla early-stopped"), ("vanilla_es_epochs", "(epochs)"),
                ("gain_vs_es", "WSA − vanilla ES"), ("wsa_es", "WSA early-stopped"), ("wsa_es_epochs", "(epochs)"),
                ("es_seeds", "ES seeds (vanilla/WSA)"),
+               ("es_vs_es", "WSA ES − vanilla ES"), ("es_vs_es_wins", "seeds WSA ES >"),
                ("ess", "ESS"), ("disc_acc", "D acc"),
                ("v_s", "vanilla s/epoch"), ("w_s", "WSA s/epoch"), ("ratio", "ratio")]
     commands = sorted({r["command"] for r in rows})
