@@ -127,8 +127,8 @@ class ChunkCodec:
         self.columns.push(coder, block, self._decoder_output(chosen))
         before = coder.num_valid_bits()
         grid.push_prior(coder, chosen, prior)
-        prior_bits = coder.num_valid_bits() - before
         coder.encode_reverse(j.astype(np.int32), _categorical(), np.ones((n, k)))
+        prior_bits = coder.num_valid_bits() - before  # z_j under the prior and j: random-looking bits
         if self.trace is not None:
             self.trace.append((coder.num_valid_bits() - start_bits, self._neg_log_iwae_bits(log_w)))
         return popped, prior_bits
@@ -175,12 +175,25 @@ class ChunkCodec:
     def _encode(self, symbols):
         prior = self.grid.prior_model()
         coder = constriction.stream.stack.AnsCoder()
+        k = self.n_particles
         n_rows, ramp = len(symbols), []
-        popped_bits = popped_rows = 0
+        # k > 1: ramp blocks are coded with one particle until the stack holds the bits of a k-particle
+        # row (a pop from a dry stack returns the lowest cells, not draws of q); their count leads the
+        # ramp field. (Waiting until the last block's prior codes alone pay for a k-particle row keeps
+        # the first rows of the ramp single for about 10 k rows; it measured worse.)
+        particles = 1
+        n_single = None
+        popped_bits = popped_draws = 0
         start, size, prior_bits = 0, 1, 0.0
         while start < n_rows:
             if start > 0:
-                per_row = 1.1 * popped_bits / popped_rows + 1.0
+                if particles < k:
+                    needed = 1.1 * popped_bits / popped_draws * k + 1.0 + math.log2(k)
+                    if coder.num_valid_bits() - 64 >= needed:
+                        particles, n_single, size = k, len(ramp), 0
+                per_row = 1.1 * popped_bits / popped_draws * particles + 1.0
+                if particles > 1:
+                    per_row += math.log2(particles)
                 # pop about the prior codes just pushed (random-looking bits), grow at least
                 # 10 % a block, and never pop more than the stack holds
                 fits_stack = int((coder.num_valid_bits() - 64) // per_row)
@@ -189,24 +202,38 @@ class ChunkCodec:
                     break
                 ramp.append(min(size, n_rows - start))
             stop = start + (ramp[-1] if start > 0 else 1)
-            popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior)
+            popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior, particles)
             popped_bits += popped
-            popped_rows += stop - start
+            popped_draws += (stop - start) * (1 if start == 0 else particles)
             start = stop
         for begin, end in block_bounds(n_rows, self.block_size, ramp)[1 + len(ramp):]:
-            self._encode_block(coder, symbols[begin:end], False, prior)
+            self._encode_block(coder, symbols[begin:end], False, prior, k)
+        if k > 1:
+            ramp = [len(ramp) if n_single is None else n_single] + ramp
         return coder.get_compressed(), ramp
 
-    def _encode_block(self, coder, block, first, prior):
+    def _split_ramp(self, ramp):
+        """(ramp block sizes, number of leading one-particle blocks) from a chunk's ramp field."""
+        ramp = list(ramp)
+        if self.n_particles == 1:
+            return ramp, 0
+        if not ramp:
+            raise ValueError("corrupted chunk: the ramp field lacks the one-particle block count")
+        n_single, sizes = ramp[0], ramp[1:]
+        if n_single > len(sizes):
+            raise ValueError("corrupted chunk: more one-particle blocks than ramp blocks")
+        return sizes, n_single
+
+    def _encode_block(self, coder, block, first, prior, particles=1):
         """Code one block; returns the bits popped (the entropy estimate for the first row)
-        and the bits pushed under the prior."""
-        if not first and self.n_particles > 1:
+        and the random-looking bits pushed last (under the prior, and the particle index)."""
+        if not first and particles > 1:
             return self._encode_block_is(coder, block, prior)  # computes its own posterior
         grid, columns = self.grid, self.columns
         mean, std = self._posterior(block)
         if first:
             cells = grid.nearest(mean)
-            popped = grid.posterior_entropy_bits(mean, std) * self.n_particles
+            popped = grid.posterior_entropy_bits(mean, std)
         else:
             before = coder.num_valid_bits()
             cells = grid.pop_posterior(coder, mean, std)
@@ -221,13 +248,15 @@ class ChunkCodec:
         grid, columns = self.grid, self.columns
         prior = grid.prior_model()
         latent_dim = self.model.latent_dim
+        ramp, n_single = self._split_ramp(ramp)
         bounds = block_bounds(n_rows, self.block_size, ramp)
         with entropy_coder_errors("corrupted chunk"):  # constriction rejects some malformed streams itself
             coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)
         with entropy_coder_errors("corrupted chunk"):
-            for start, stop in reversed(bounds):
-                if start > 0 and self.n_particles > 1:
+            for index in reversed(range(len(bounds))):
+                start, stop = bounds[index]
+                if index > n_single and self.n_particles > 1:
                     out[start:stop] = self._decode_block_is(coder, stop - start, prior)
                     continue
                 cells = grid.pop_prior(coder, (stop - start) * latent_dim, prior)

@@ -11,7 +11,8 @@ Layout, all integers little-endian::
                  version, "f" fingerprint of the model, its column schema and
                  the coder parameters, "d" dtype, "s" shape, "p" coder
                  parameters (the values of PARAM_NAMES in order), "g" the
-                 quantization grid of real columns (only when there is one);
+                 quantization grid of real columns (only when there is one),
+                 "k" the number of importance samples (only when above 1);
                  the number of chunks follows from shape and chunk size
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
@@ -21,7 +22,10 @@ Layout, all integers little-endian::
         stream_crc   uint32    CRC-32 of the ramp and stream bytes
         rows_crc     uint32    CRC-32 of the chunk's original array bytes
         ramp         ramp_len bytes: LEB128 varints, the sizes of the blocks
-                     between the first row and the full blocks
+                     between the first row and the full blocks; when the
+                     header has "k" (n_particles > 1) they follow one more
+                     varint, the number of these blocks coded with a single
+                     particle (see skvae.coding._bitsback)
         stream       4 * n_words bytes (uint32 words)
     trailer      8 bytes   b"SKVAEEND"
     sha256       32 bytes  SHA-256 of the JSON list [dtype, shape, column schema,
@@ -178,7 +182,12 @@ def parse(data):
         if n_rows == 0 or n_rows > header["params"]["chunk_size"]:
             raise ValueError(f"corrupted bits-back file: chunk {index} claims {n_rows} rows")
         ramp = _read_varints(bytes(ramp_bytes))
-        if any(r < 1 for r in ramp) or 1 + sum(ramp) > n_rows:
+        sizes = ramp
+        if header.get("n_particles") is not None:  # k > 1: the count of one-particle blocks leads
+            sizes = ramp[1:]
+            if not ramp or ramp[0] > len(sizes):
+                raise ValueError(f"corrupted bits-back file: bad block sizes in chunk {index}")
+        if any(r < 1 for r in sizes) or 1 + sum(sizes) > n_rows:
             raise ValueError(f"corrupted bits-back file: bad block sizes in chunk {index}")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)  # aligned native copy
         chunks.append(Chunk(n_rows, words, ramp, rows_crc))

@@ -250,18 +250,27 @@ def fixed_log2(x):
     return (e.astype(np.int64) - 1) * (1 << LOG2_FRACTION_BITS) + np.rint(lo + (u - i) * (hi - lo)).astype(np.int64)
 
 
-def table_log2(table, symbols):
-    """Fixed-point log2 of ``table[r, symbols[r]] / sum(table[r])`` per row, exactly normalized.
+def table_log2(table, symbols, floor_bits=24):
+    """Fixed-point log2 of the probability constriction codes ``table[r, symbols[r]]`` with, per row.
 
     Each row is scaled by a power of two so that its largest entry lies in
-    ``[2**39, 2**40)`` and floored to integers, whose sum is exact in int64 in
-    any order; entries below one unit count as one.
+    ``[2**39, 2**40)`` and floored to integers ``s`` (sum ``S``, exact in
+    int64 in any order). constriction's ``Categorical(perfect=False)`` gives
+    every one of the ``m`` entries of a row at least ``2**-floor_bits`` and
+    the rest in proportion, so the probability is taken as
+    ``(s * (2**floor_bits - m) + S) / (S * 2**floor_bits)`` (float64 ``*``
+    and ``+`` only, the same everywhere). Without this floor an entry far in
+    a tail (which the coder still pops now and then) would get a log
+    probability hundreds of bits below what it costs, and its importance
+    weight would be wildly wrong.
     """
     table = np.asarray(table, dtype=np.float64)
     _, e = np.frexp(table.max(axis=1))
     scaled = np.floor(np.ldexp(table, (40 - e)[:, None].astype(np.int32))).astype(np.int64)
-    entry = np.maximum(scaled[np.arange(len(table)), np.asarray(symbols, dtype=np.intp)], 1)
-    return fixed_log2(entry.astype(np.float64)) - fixed_log2(scaled.sum(axis=1).astype(np.float64))
+    entry = scaled[np.arange(len(table)), np.asarray(symbols, dtype=np.intp)].astype(np.float64)
+    total = scaled.sum(axis=1).astype(np.float64)
+    leaky = entry * float(2 ** floor_bits - table.shape[1]) + total
+    return fixed_log2(leaky) - fixed_log2(total) - (floor_bits << LOG2_FRACTION_BITS)
 
 
 def index_weights(log_weights):
