@@ -189,12 +189,14 @@ def test_bits_back_round_trip_of_a_mixed_dataframe(discrete_table):
         coder.encode(bad)
 
 
-def test_bits_back_refuses_real_valued_columns(table):
+def test_bits_back_refuses_real_valued_columns_off_every_grid(table):
     from skvae import BitsBackCoder
 
     vae = VAEDensityEstimator(likelihood="auto", **{**SMALL, "max_epochs": 1}).fit(table[0])
     with pytest.raises(ValueError, match=r"columns \[3\] are real-valued"):
-        BitsBackCoder(vae).fit()
+        BitsBackCoder(vae, quantization=None).fit()
+    with pytest.raises(ValueError, match=r"column 'size' holds .* no decimal grid"):  # full-precision floats
+        BitsBackCoder(vae).fit().encode(table[0])
 
 
 def test_real_valued_columns_coded_losslessly_on_a_grid(table):

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
 from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp, fixed_log2, table_log2
+from ._quantization import MAX_STEPS, decimal_values
 
 __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns", "column_model_for",
            "register_column_model"]
@@ -424,13 +425,13 @@ class QuantizedGaussianColumns(_BinnedColumns):
     """
 
     kind = "gaussian"
-    max_values = 1 << 31
+    max_values = MAX_STEPS
 
     def __init__(self, likelihood, n_features, precision, grid=None):
         super().__init__(likelihood, n_features, precision)
-        if not grid or len(grid) != n_features:
-            raise ValueError("real-valued (Gaussian) columns have no lossless code: give "
-                             "BitsBackCoder(quantization=step) for data on a grid")
+        if grid is None or len(grid) != n_features:
+            raise ValueError("real-valued (Gaussian) columns have no lossless code without a grid: give "
+                             "BitsBackCoder(quantization='auto') or quantization=step")
         entries = [grid[str(j)] for j in range(n_features)]
         self.grid = {str(j): [float(a), int(b), int(c)] for j, (a, b, c) in enumerate(entries)}
         self.steps = np.array([e[0] for e in entries], dtype=np.float64)
@@ -446,16 +447,11 @@ class QuantizedGaussianColumns(_BinnedColumns):
         return [{"kind": self.kind, "count": self.n_features, "grid": [self.grid[str(j)]
                                                                        for j in range(self.n_features)]}]
 
-    def _values(self, k):
-        """k * step, computed as k / (1 / step) when that is an integer, so decimal grids are exact."""
-        inverse = np.round(1.0 / self.steps)
-        exact_inverse = np.abs(inverse * self.steps - 1.0) < 1e-12
-        return np.where(exact_inverse, k / np.where(exact_inverse, inverse, 1.0), k * self.steps)
-
     def check(self, X, column_names=None):
-        X = np.asarray(X, dtype=np.float64)
-        k = np.rint(X / self.steps)
-        off = (self._values(k) != X) | (k < self.k_min) | (k > self.k_max)
+        X = np.asarray(X)
+        k = np.rint(X.astype(np.float64) / self.steps)
+        # compared in X's own dtype: float32 0.1 is on the grid of step 0.1
+        off = (decimal_values(k, self.steps).astype(X.dtype) != X) | (k < self.k_min) | (k > self.k_max)
         if off.any():
             i, j = (int(v) for v in np.argwhere(off)[0])
             name = column_names[j] if column_names is not None else j
@@ -467,7 +463,7 @@ class QuantizedGaussianColumns(_BinnedColumns):
         return (np.rint(np.asarray(X, dtype=np.float64) / self.steps) - self.k_min).astype(np.int32)
 
     def restore(self, symbols, dtype):
-        return self._values(symbols + self.k_min).astype(dtype)
+        return decimal_values(symbols + self.k_min, self.steps).astype(dtype)
 
     def _locations(self, params):
         likelihood, n = self.likelihood, self.n_features
@@ -491,8 +487,8 @@ class MixedColumns(ColumnModel):
             part_grid = None if grid is None else {str(i): grid[str(c)] for i, c in enumerate(cols)
                                                    if str(c) in grid}
             if part.name == "gaussian" and not part_grid:
-                raise ValueError(f"columns {list(cols)} are real-valued (Gaussian) and have no lossless code: "
-                                 f"give BitsBackCoder(quantization=step) for data on a grid")
+                raise ValueError(f"columns {list(cols)} are real-valued (Gaussian) and have no lossless code "
+                                 f"without a grid: give BitsBackCoder(quantization='auto') or quantization=step")
             self.parts.append((column_model_for(part, len(cols), precision, part_grid), np.asarray(cols), sl))
 
     def schema(self):

@@ -35,10 +35,15 @@ MODEL_FILE_VERSION = 1
 _MAX_CONFIG = 64 << 20
 
 
+def _step_to_json(step):
+    return step if step is None or step == "auto" else float(step)
+
+
 def _quantization_to_json(quantization):
     if isinstance(quantization, dict):
-        return [[key.item() if hasattr(key, "item") else key, float(step)] for key, step in quantization.items()]
-    return None if quantization is None else float(quantization)
+        return [[key.item() if hasattr(key, "item") else key, _step_to_json(step)]
+                for key, step in quantization.items()]
+    return _step_to_json(quantization)
 
 
 def _quantization_from_json(value):
