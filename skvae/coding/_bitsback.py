@@ -45,12 +45,24 @@ from ._exact import LOG2_FRACTION_BITS, index_weights
 __all__ = ["ChunkCodec", "block_bounds"]
 
 
-def block_bounds(n_rows, block_size, ramp):
-    """(start, stop) of each block: row 0, the ramp blocks, then full blocks."""
+def block_bounds(n_rows, block_size, ramp, growth=0):
+    """(start, stop) of each block: row 0, the ramp blocks, then full blocks.
+
+    ``growth`` > 0 (k > 1 only) inserts the importance-sampled ramp after the
+    given one: each block has ``max(1, start * growth // 2**16)`` rows, where
+    ``start`` is the number of rows before it, until that reaches
+    ``block_size``.
+    """
     sizes = [1] + list(ramp) if n_rows else []
     start = sum(sizes)
     if start > n_rows:
         raise ValueError("corrupted chunk: block sizes exceed the chunk")
+    while growth and start < n_rows:
+        size = max(1, (start * growth) >> 16)
+        if size >= block_size:
+            break
+        sizes.append(min(size, n_rows - start))
+        start += sizes[-1]
     while start < n_rows:
         sizes.append(min(block_size, n_rows - start))
         start += sizes[-1]
@@ -177,23 +189,18 @@ class ChunkCodec:
         coder = constriction.stream.stack.AnsCoder()
         k = self.n_particles
         n_rows, ramp = len(symbols), []
-        # k > 1: ramp blocks are coded with one particle until the stack holds the bits of a k-particle
-        # row (a pop from a dry stack returns the lowest cells, not draws of q); their count leads the
-        # ramp field. (Waiting until the last block's prior codes alone pay for a k-particle row keeps
-        # the first rows of the ramp single for about 10 k rows; it measured worse.)
-        particles = 1
-        n_single = None
-        popped_bits = popped_draws = 0
+        popped_bits = popped_rows = 0
         start, size, prior_bits = 0, 1, 0.0
+        growth = 0  # k > 1: growth of the importance-sampled ramp (see block_bounds); 0: none
         while start < n_rows:
             if start > 0:
-                if particles < k:
-                    needed = 1.1 * popped_bits / popped_draws * k + 1.0 + math.log2(k)
+                per_row = 1.1 * popped_bits / popped_rows + 1.0
+                if k > 1:  # one particle until the stack holds a k-particle row
+                    needed = (per_row - 1.0) * k + 1.0 + math.log2(k)
                     if coder.num_valid_bits() - 64 >= needed:
-                        particles, n_single, size = k, len(ramp), 0
-                per_row = 1.1 * popped_bits / popped_draws * particles + 1.0
-                if particles > 1:
-                    per_row += math.log2(particles)
+                        # a block may then pop 0.9 of what the stack holds per row coded so far
+                        growth = max(1, int(0.9 * 65536 * (coder.num_valid_bits() - 64) / (start * needed)))
+                        break
                 # pop about the prior codes just pushed (random-looking bits), grow at least
                 # 10 % a block, and never pop more than the stack holds
                 fits_stack = int((coder.num_valid_bits() - 64) // per_row)
@@ -202,27 +209,24 @@ class ChunkCodec:
                     break
                 ramp.append(min(size, n_rows - start))
             stop = start + (ramp[-1] if start > 0 else 1)
-            popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior, particles)
+            popped, prior_bits = self._encode_block(coder, symbols[start:stop], start == 0, prior)
             popped_bits += popped
-            popped_draws += (stop - start) * (1 if start == 0 else particles)
+            popped_rows += stop - start
             start = stop
-        for begin, end in block_bounds(n_rows, self.block_size, ramp)[1 + len(ramp):]:
+        for begin, end in block_bounds(n_rows, self.block_size, ramp, growth)[1 + len(ramp):]:
             self._encode_block(coder, symbols[begin:end], False, prior, k)
         if k > 1:
-            ramp = [len(ramp) if n_single is None else n_single] + ramp
+            ramp = [growth] + ramp
         return coder.get_compressed(), ramp
 
     def _split_ramp(self, ramp):
-        """(ramp block sizes, number of leading one-particle blocks) from a chunk's ramp field."""
+        """(one-particle ramp block sizes, growth of the k-particle ramp) from a chunk's ramp field."""
         ramp = list(ramp)
         if self.n_particles == 1:
             return ramp, 0
         if not ramp:
-            raise ValueError("corrupted chunk: the ramp field lacks the one-particle block count")
-        n_single, sizes = ramp[0], ramp[1:]
-        if n_single > len(sizes):
-            raise ValueError("corrupted chunk: more one-particle blocks than ramp blocks")
-        return sizes, n_single
+            raise ValueError("corrupted chunk: the ramp field lacks the growth of the k-particle ramp")
+        return ramp[1:], ramp[0]
 
     def _encode_block(self, coder, block, first, prior, particles=1):
         """Code one block; returns the bits popped (the entropy estimate for the first row)
@@ -248,8 +252,9 @@ class ChunkCodec:
         grid, columns = self.grid, self.columns
         prior = grid.prior_model()
         latent_dim = self.model.latent_dim
-        ramp, n_single = self._split_ramp(ramp)
-        bounds = block_bounds(n_rows, self.block_size, ramp)
+        ramp, growth = self._split_ramp(ramp)
+        n_single = len(ramp)  # blocks 1 .. n_single: one particle; the later ones: k (when k > 1)
+        bounds = block_bounds(n_rows, self.block_size, ramp, growth)
         with entropy_coder_errors("corrupted chunk"):  # constriction rejects some malformed streams itself
             coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
         out = np.empty((n_rows, columns.n_features), dtype=np.int32)

@@ -636,8 +636,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         neg_iwae_bits = neg_elbo_bits if k == 1 or math.isnan(neg_elbo_bits) else self._negative_iwae_bits(X, k)
         single = 0
         for chunk in chunks:
-            sizes, n_single = codec._split_ramp(chunk.ramp)
-            single += (1 + sum(sizes[:n_single]) if k > 1 else 0)
+            sizes, _ = codec._split_ramp(chunk.ramp)
+            single += (1 + sum(sizes) if k > 1 else 0)
         # Generic compressors get the bit-packed array (0/1 data) or the raw integer layout.
         binary = np.isin(X, (0, 1)).all()
         packed = np.packbits(np.asarray(X, dtype=np.uint8).ravel()).tobytes() if binary else \

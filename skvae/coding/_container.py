@@ -23,9 +23,10 @@ Layout, all integers little-endian::
         rows_crc     uint32    CRC-32 of the chunk's original array bytes
         ramp         ramp_len bytes: LEB128 varints, the sizes of the blocks
                      between the first row and the full blocks; when the
-                     header has "k" (n_particles > 1) they follow one more
-                     varint, the number of these blocks coded with a single
-                     particle (see skvae.coding._bitsback)
+                     header has "k" (n_particles > 1) these are the blocks
+                     coded with one particle, and one more varint leads
+                     them: the growth of the k-particle ramp that follows
+                     (see skvae.coding._bitsback.block_bounds)
         stream       4 * n_words bytes (uint32 words)
     trailer      8 bytes   b"SKVAEEND"
     sha256       32 bytes  SHA-256 of the JSON list [dtype, shape, column schema,
@@ -183,9 +184,9 @@ def parse(data):
             raise ValueError(f"corrupted bits-back file: chunk {index} claims {n_rows} rows")
         ramp = _read_varints(bytes(ramp_bytes))
         sizes = ramp
-        if header.get("n_particles") is not None:  # k > 1: the count of one-particle blocks leads
+        if header.get("n_particles") is not None:  # k > 1: the growth of the k-particle ramp leads
             sizes = ramp[1:]
-            if not ramp or ramp[0] > len(sizes):
+            if not ramp:
                 raise ValueError(f"corrupted bits-back file: bad block sizes in chunk {index}")
         if any(r < 1 for r in sizes) or 1 + sum(sizes) > n_rows:
             raise ValueError(f"corrupted bits-back file: bad block sizes in chunk {index}")
