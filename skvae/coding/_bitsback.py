@@ -127,6 +127,8 @@ class ChunkCodec:
         mean, std = self._posterior(block)
         start_bits = before = coder.num_valid_bits()
         cells = np.stack([grid.pop_posterior(coder, mean, std) for _ in range(k)])  # (k, n * d)
+        if coder.num_valid_bits() < 64:
+            self._dry = True
         log_w = self._log_weights(block, cells, mean, std)
         j = coder.decode(_categorical(), index_weights(log_w)).astype(np.intp)
         popped = before - coder.num_valid_bits()
@@ -185,6 +187,22 @@ class ChunkCodec:
             return self._encode(symbols)
 
     def _encode(self, symbols):
+        # k > 1: the k-particle ramp's growth is set from the first rows; should a block later find
+        # the stack (nearly) empty after popping its particles (draws from a dry stack are the lowest
+        # cells, not draws of q, and the file grows), the chunk is coded again with a slower growth
+        mark = None if self.trace is None else len(self.trace)
+        safety = 0.5
+        for _ in range(5):
+            self._dry = False
+            words, ramp = self._encode_once(symbols, safety)
+            if not self._dry:
+                break
+            safety /= 4
+            if mark is not None:
+                del self.trace[mark:]
+        return words, ramp
+
+    def _encode_once(self, symbols, safety):
         prior = self.grid.prior_model()
         coder = constriction.stream.stack.AnsCoder()
         k = self.n_particles
@@ -198,8 +216,8 @@ class ChunkCodec:
                 if k > 1:  # one particle until the stack holds a k-particle row
                     needed = (per_row - 1.0) * k + 1.0 + math.log2(k)
                     if coder.num_valid_bits() - 64 >= needed:
-                        # a block may then pop 0.9 of what the stack holds per row coded so far
-                        growth = max(1, int(0.9 * 65536 * (coder.num_valid_bits() - 64) / (start * needed)))
+                        # a block may then pop ``safety`` of what the stack holds per row coded so far
+                        growth = max(1, int(safety * 65536 * (coder.num_valid_bits() - 64) / (start * needed)))
                         break
                 # pop about the prior codes just pushed (random-looking bits), grow at least
                 # 10 % a block, and never pop more than the stack holds
