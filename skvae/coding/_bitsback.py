@@ -27,6 +27,24 @@ block pushed under the prior, growing by at least a tenth per block; a full
 block pops, in expectation, fewer bits than the block before it pushed under
 the prior, since the difference is the KL term of the ELBO.
 
+Monte-Carlo bits-back (``n_particles = k > 1``, BB-IS of Ruan et al. 2021):
+a block pops k draws z_1..z_k of q(z|x), computes the fixed-point log
+importance weights ``log2 w_i = log2 p(x|z_i) + log2 p(z_i) - log2 q(z_i|x)``
+with the probabilities constriction actually codes with (2**-24 floor
+included), pops the index j under Cat(w), pushes the k - 1 other draws back
+under q, then x under p(x|z_j), z_j under the prior and j under the uniform
+law. The net cost of a row is exactly ``-log2((1/k) sum_i w_i)``, the IWAE_k
+estimate on its own draws. Decoding pops j, z_j, x, recomputes q and the
+other draws from the stack, then pushes j under Cat(w) and the k draws back.
+A k-particle row pops about k times the posterior entropy before it pushes
+anything, so a chunk starts with one particle per row (the first row, then
+ramp blocks as above) until the stack holds one k-particle row; the ramp
+continues with k particles in blocks of ``max(1, rows so far * growth //
+2**16)`` rows, ``growth`` chosen so that a block pops about half of what the
+stack holds and stored as the first varint of the chunk's ramp field (the
+sizes of the one-particle blocks follow). A chunk whose k-particle block
+still finds the stack empty is coded again with a slower growth.
+
 The networks are the fixed-point copies of :mod:`skvae.coding._fixed_point`
 and the entropy models those of :mod:`skvae.coding._entropy_models`, so both
 sides compute the same probabilities on any machine, with any BLAS and any
@@ -301,6 +319,11 @@ class ChunkCodec:
         Every row pays at least the cheapest code of its columns
         (:meth:`ColumnModel.min_bits_per_row`); the latents can give back at
         most a few bits per row beyond what they cost, allowed for generously.
+        The same bound holds for k > 1: a row's net cost is then
+        ``-log2`` of the mean of its k importance weights, an unbiased
+        estimate of p(x) <= 2**-floor, so by Markov's inequality the rows of
+        a chunk together undercut their floors by t bits with probability at
+        most 2**-t (k = 1 is the case of one weight).
         """
         floor = self.columns.min_bits_per_row()
         if floor <= 0:

@@ -105,6 +105,16 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         ``encode`` checks this and raises ``ValueError`` naming the first
         value off the grid. The step and range of k are measured on the
         encoded array and stored in the file. None refuses real columns.
+    n_particles : int, default=1
+        Importance samples per row (Monte-Carlo bits-back, BB-IS of Ruan et
+        al. 2021). 1 is plain bits-back, whose rate approaches the -ELBO;
+        k > 1 approaches the tighter -IWAE_k bound (Silhouettes, a small VAE:
+        -3.7 % at k = 5, -5.3 % at k = 20 against k = 1), at about 1/k of
+        the speed, decoding included. Each chunk starts with one particle per
+        row until its ANS stack holds the bits of one k-particle row (the
+        report's ``single_particle_rows``), so k > 1 pays off on chunks of
+        thousands of rows. Stored in the file header and in the model file;
+        decoding reads it from the file. An int in 1 .. 4096.
 
     Attributes
     ----------
