@@ -265,7 +265,7 @@ class TableSchema:
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     values = pd.Categorical(values, dtype=col.dtype)
             elif cast and col.dtype is not None and col.kind in ("bernoulli", "integer"):
-                values = values.astype(col.dtype)
+                values = _cast_integers(values, col.dtype)
             decoded[col.name] = values
         if self.from_frame:
             return pd.DataFrame(decoded, columns=[c.name for c in self.columns])
@@ -333,3 +333,11 @@ def _dtype_from_json(spec):
         return pd.api.types.pandas_dtype(spec)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"bad column dtype {spec!r}: {exc}") from None
+
+
+def _cast_integers(values, dtype):
+    """Integral floats as ``dtype``; samples beyond an integer dtype's range are clipped to it, not wrapped."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        values = np.clip(values, info.min, info.max)
+    return values.astype(dtype)

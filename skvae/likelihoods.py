@@ -260,12 +260,13 @@ class Categorical(Likelihood):
 
 
 class DiscretizedLogistic(Likelihood):
-    """Integer columns on ``[low, high]``: a logistic density binned at the integers.
+    """Integer columns: a logistic density binned at the integers, over all integers.
 
-    P(x = k) is the logistic mass of ``[k - 1/2, k + 1/2]``, with the two end
-    bins stretched to ``-inf`` and ``+inf`` so the mass over the range is one.
-    The decoder outputs a location (on a unit scale over the range) and a log
-    scale per column.
+    P(x = k) is the logistic mass of ``[k - 1/2, k + 1/2]`` for every integer
+    k, so values outside the range seen in fit (a held-out count above the
+    training maximum) have a probability too. ``low`` and ``high``, the range
+    seen in fit, set the unit scale: the decoder outputs a location on the
+    scale of ``[low, high]`` and a log scale per column.
     """
 
     name = "integer"
@@ -292,30 +293,27 @@ class DiscretizedLogistic(Likelihood):
 
     def log_prob_per_feature(self, params, x):
         loc, log_scale = self._loc_log_scale(params)
-        low, high = self._constant("low", params), self._constant("high", params)
         inv_scale = torch.exp(-log_scale)
-        a = torch.where(x <= low, float("-inf"), (x - 0.5 - loc) * inv_scale)
-        b = torch.where(x >= high, float("inf"), (x + 0.5 - loc) * inv_scale)
-        return _log_sigmoid_difference(b, a)
+        return _log_sigmoid_difference((x + 0.5 - loc) * inv_scale, (x - 0.5 - loc) * inv_scale)
 
     def sample(self, params, generator=None):
         loc, log_scale = self._loc_log_scale(params)
         u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype).clamp(1e-12, 1 - 1e-12)
-        value = loc + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
-        low, high = self._constant("low", loc), self._constant("high", loc)
-        return torch.minimum(torch.maximum(torch.round(value), low), high)
+        return torch.round(loc + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u)))
 
     def mean(self, params):
-        loc, _ = self._loc_log_scale(params)
-        low, high = self._constant("low", loc), self._constant("high", loc)
-        return torch.minimum(torch.maximum(loc, low), high)
+        # the binned logistic is symmetric about loc, and so is its mean over all integers
+        return self._loc_log_scale(params)[0]
 
     def check_support(self, X, column_names=None):
-        bad = _first_bad_column(np.asarray(X), lambda A: (A != np.round(A)) | (A < self.low) | (A > self.high))
+        X = np.asarray(X)
+        bad = _first_bad_column(X, lambda A: A != np.round(A))
         if bad is not None:
-            j, value = bad
-            raise ValueError(f"column {_name(column_names, j)} holds {value!r}, outside its integer range "
-                             f"{self.low[j]:g}..{self.high[j]:g} seen in fit")
+            raise ValueError(f"column {_name(column_names, bad[0])} holds {bad[1]!r}, which is not an integer")
+        bad = _first_bad_column(X, lambda A: ~(np.abs(A) < 2.0 ** 53))
+        if bad is not None:
+            raise ValueError(f"column {_name(column_names, bad[0])} holds {bad[1]!r}, beyond the integers of "
+                             f"magnitude below 2**53 that an integer column can hold exactly")
 
     def encoder_preprocess(self):
         from .modules import Affine

@@ -114,8 +114,14 @@ class OneHot(nn.Module):
         return out.scatter_(-1, index, 1.0)
 
 
+# Encoder inputs of affine-mapped columns are clipped to +-AFFINE_INPUT_CLIP units: a far outlier
+# (a count 1,000 ranges above those seen in fit) then gets a sane q(z|x) and a finite bound
+# instead of an overflowing one. The portable coder clips at the same bound (skvae.coding._fixed_point).
+AFFINE_INPUT_CLIP = 32.0
+
+
 class Affine(nn.Module):
-    """(x - center) / scale per column: puts integer columns on a unit scale."""
+    """(x - center) / scale per column, clipped to +-AFFINE_INPUT_CLIP: puts columns on a unit scale."""
 
     def __init__(self, center, scale):
         super().__init__()
@@ -124,7 +130,7 @@ class Affine(nn.Module):
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
 
     def forward(self, x):
-        return (x - self.center.to(x.dtype)) / self.scale.to(x.dtype)
+        return ((x - self.center.to(x.dtype)) / self.scale.to(x.dtype)).clamp(-AFFINE_INPUT_CLIP, AFFINE_INPUT_CLIP)
 
 
 class ColumnwiseInput(nn.Module):

@@ -12,9 +12,10 @@ from skvae.coding import BitsBackCoder
 from _helpers import mixed_table
 
 # sha256 of the k = 1 files of the cases below, computed with the coder before n_particles existed
+# ("table": recomputed when integer columns got mass on every integer, which changes how its model trains)
 K1_DIGESTS = {
     "binary": "924a7c3822491c16b0347d5e07e100efff889280727c77949240b368bf7ff9b7",
-    "table": "d9e6066ef0ff3a45566ac72ac4ffbf2696b784b64580f25687c24daa92fab0cc",
+    "table": "4b2855f85a760b43d8605ecf7e0100d088135d950afb8ab4063dfab77e0a5b46",
     "real": "2ccf8ff4aa18363c5df06c0aa1805ecb8222c26aed9fe37034472543a613ad0d",
 }
 

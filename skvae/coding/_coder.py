@@ -44,7 +44,7 @@ from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
 from ._fixed_point import ARITHMETIC_VERSION, PortableModel
 from ._model_file import read_model_file, write_model_file
-from ._quantization import check_quantization, measure_grid
+from ._quantization import check_quantization, measure_grid, measure_integer_ranges
 
 __all__ = ["BitsBackCoder"]
 
@@ -404,7 +404,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = self._checked_array(X)
         params = self._coding_params()
         grid = self._grid(X)
-        codec = self._codec(params, grid)
+        ranges = measure_integer_ranges(X, _integer_column_ranges(self.model_.likelihood, self.n_features_in_),
+                                        self._column_names() or list(range(self.n_features_in_)))
+        codec = self._codec(params, _column_grids(grid, ranges))
         columns = codec.columns
         n_rows = X.shape[0]
         n_chunks = -(-n_rows // params["chunk_size"])
@@ -416,6 +418,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "shape": [int(n_rows), int(X.shape[1])],
             "params": params,
             "grid": grid,
+            "integer_ranges": ranges,  # absent: every integer column within its range seen in fit
             "n_particles": codec.n_particles if codec.n_particles > 1 else None,  # absent: k = 1
             "sparse": sparse_class,  # absent: a dense array
         }
@@ -488,7 +491,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"corrupted bits-back file: bad n_particles ({exc})") from None
         try:
-            codec = self._codec(params, header.get("grid"), k)
+            codec = self._codec(params, _column_grids(header.get("grid"), header.get("integer_ranges")), k)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
         # the fingerprint covers the model, its column schema and the parameters
@@ -636,7 +639,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = self._checked_array(X)
         header, chunks, _ = parse(data)
         payload = 32 * sum(len(c.words) for c in chunks)
-        codec = self._codec(header["params"], header.get("grid"))
+        codec = self._codec(header["params"], _column_grids(header.get("grid"), header.get("integer_ranges")))
         overhead = 0.0
         for start in range(0, X.shape[0], self.chunk_size):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))
@@ -756,6 +759,23 @@ def _checked_particles(value):
     if value > 4096:
         raise ValueError(f"n_particles must be <= 4096, got {value!r}")
     return int(value)
+
+
+def _integer_column_ranges(likelihood, n_features):
+    """``{column: (low, high)}`` seen in fit, for the columns modelled as integers."""
+    parts = getattr(likelihood, "parts", None) or [(likelihood, range(n_features))]
+    return {int(c): (part.low[i], part.high[i]) for part, cols in parts if part.name == "integer"
+            for i, c in enumerate(cols)}
+
+
+def _column_grids(grid, ranges):
+    """The real columns' grid and the integer columns' stored ranges as one mapping for the column models."""
+    for what, value in (("grid", grid), ("integer ranges", ranges)):
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"corrupted bits-back file: bad {what}")
+    if grid is None and ranges is None:
+        return None
+    return {**(grid or {}), **(ranges or {})}
 
 
 def _check_skvae(estimator):

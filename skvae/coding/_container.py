@@ -57,7 +57,7 @@ _U32 = struct.Struct("<I")
 _MAX_HEADER = 1 << 20
 PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
 HEADER_KEYS = {"arithmetic": "a", "constriction_version": "c", "dtype": "d", "fingerprint": "f", "grid": "g",
-               "n_particles": "k", "params": "p", "shape": "s", "sparse": "m"}  # header field -> its key in the file
+               "integer_ranges": "r", "n_particles": "k", "params": "p", "shape": "s", "sparse": "m"}  # header field -> its key in the file
 
 
 def write_preamble(stream, header):

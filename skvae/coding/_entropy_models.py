@@ -31,7 +31,7 @@ import numpy as np
 
 from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
 from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp, fixed_log2, table_log2
-from ._quantization import MAX_STEPS, decimal_values
+from ._quantization import MAX_INTEGER_VALUES, MAX_STEPS, decimal_values
 
 __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns", "column_model_for",
            "register_column_model"]
@@ -381,19 +381,41 @@ class _BinnedColumns(ColumnModel):
 
 
 class IntegerColumns(_BinnedColumns):
-    """Integer columns under the discretized logistic: symbol = value - low."""
+    """Integer columns under the discretized logistic: symbol = value - low.
+
+    Coded on ``[low, high]``, the range seen in fit or, for a column listed in
+    ``grid`` (``{'0': [low, high], ...}`` in this model's column order), the
+    wider range the file stores; the tails beyond it fold into its end bins.
+    """
 
     kind = "integer"
-    max_values = 1 << 20
+    max_values = MAX_INTEGER_VALUES
 
     def __init__(self, likelihood, n_features, precision, grid=None):
         super().__init__(likelihood, n_features, precision)
-        sizes = (likelihood.high - likelihood.low + 1).astype(np.int64)
+        self.low, self.high = likelihood.low.copy(), likelihood.high.copy()
+        for key, entry in (grid or {}).items():
+            j = int(key)
+            low, high = (int(v) for v in entry)
+            if not (0 <= j < n_features and low <= self.low[j] and high >= self.high[j]):
+                raise ValueError(f"bad integer range {entry!r} for integer column {key}")
+            self.low[j], self.high[j] = low, high
+        sizes = (self.high - self.low + 1).astype(np.int64)
         if sizes.max(initial=0) > self.max_values:
             raise ValueError(f"integer columns with more than {self.max_values} values cannot be coded; "
                              f"a column spans {int(sizes.max())}")
-        self._offsets = likelihood.low
+        self._offsets = self.low
         self._laws = [BinnedDistribution(int(k), LOGISTIC) for k in sizes]
+
+    def check(self, X, column_names=None):
+        super().check(X, column_names)
+        X = np.asarray(X, dtype=np.float64)
+        off = (X < self.low) | (X > self.high)
+        if off.any():
+            i, j = (int(v) for v in np.argwhere(off)[0])
+            name = column_names[j] if column_names is not None else j
+            raise ValueError(f"column {name!r} holds {X[i, j]:g}, outside the range {self.low[j]:g}.."
+                             f"{self.high[j]:g} this file codes it on")
 
     def symbols(self, X):
         return (np.asarray(X, dtype=np.float64) - self._offsets).astype(np.int32)
@@ -409,8 +431,8 @@ class IntegerColumns(_BinnedColumns):
         return loc - self._offsets, scale
 
     def schema(self):
-        return [{"kind": self.kind, "count": self.n_features, "low": self.likelihood.low.tolist(),
-                 "high": self.likelihood.high.tolist()}]
+        return [{"kind": self.kind, "count": self.n_features, "low": self.low.tolist(),
+                 "high": self.high.tolist()}]
 
 
 class QuantizedGaussianColumns(_BinnedColumns):

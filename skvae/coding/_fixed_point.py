@@ -59,7 +59,8 @@ _FLOAT32_LIMIT = 2 ** 24  # |W a| below this: float32 sums are exact
 LATENT_SCALE_BITS = 12   # decoder input: z * 2**12 (latent_precision <= 12)
 LATENT_BOUND = 32 * 2 ** LATENT_SCALE_BITS   # latent_clip <= 20, rounded up to whole groups of cells
 
-# encoder input formats: (scale bits F, clip in real units) per preprocessing kind
+# encoder input formats: (scale bits F, clip in real units) per preprocessing kind; the affine clip is
+# skvae.modules.AFFINE_INPUT_CLIP, the float encoder's (not imported: decoding needs no torch)
 _INPUT_FORMATS = {"binary": (0, 1.0), "onehot": (0, 1.0), "affine": (16, 32.0), "real": (8, 2.0 ** 20)}
 
 

@@ -1,4 +1,4 @@
-"""The grids on which real-valued columns are coded.
+"""The grids on which real-valued columns are coded, and the ranges of integer columns.
 
 A real value has a lossless code only on a grid ``k * step``. The coder's
 ``quantization`` names the step of each real-valued column, or ``'auto'``:
@@ -7,6 +7,10 @@ every value of the encoded column lies exactly, which is the precision the
 values were written with in a CSV file or rounded to with ``np.round``. The
 grid actually used (step and range of k) is measured on the encoded array and
 stored in each file, so decoding never needs the quantization setting.
+
+Integer columns have probability on every integer; a file whose values leave
+the range seen in fit stores the widened range of those columns
+(:func:`measure_integer_ranges`), and the coder codes them on it.
 """
 
 import numbers
@@ -15,10 +19,12 @@ import numpy as np
 
 from .._validation import _check_real
 
-__all__ = ["MAX_DECIMALS", "MAX_STEPS", "check_quantization", "decimal_values", "measure_grid"]
+__all__ = ["MAX_DECIMALS", "MAX_STEPS", "MAX_INTEGER_VALUES", "check_quantization", "decimal_values",
+           "measure_grid", "measure_integer_ranges"]
 
 MAX_DECIMALS = 12
 MAX_STEPS = 1 << 31  # the widest k range a quantized column may span
+MAX_INTEGER_VALUES = 1 << 20  # the widest range an integer column may span in one file
 
 
 def check_quantization(quantization):
@@ -101,3 +107,24 @@ def measure_grid(X, columns, names, quantization):
                              f"steps of {float(step)!r} from 0 to code")
         grid[str(j)] = [float(step), int(k.min(initial=0)), int(k.max(initial=0))]
     return grid
+
+
+def measure_integer_ranges(X, integer_columns, names):
+    """``{str(j): [low, high]}`` of the integer columns whose values in X leave the range seen in fit, or None.
+
+    ``integer_columns`` maps column index to its ``(low, high)`` seen in fit;
+    the stored range is the union of that range and X's values, so rows in
+    the fit range are coded as before.
+    """
+    ranges = {}
+    for j, (low, high) in integer_columns.items():
+        values = np.asarray(X[:, j], dtype=np.float64)
+        if not len(values):
+            continue
+        lo, hi = min(float(low), float(values.min())), max(float(high), float(values.max()))
+        if hi - lo + 1 > MAX_INTEGER_VALUES:
+            raise ValueError(f"column {names[j]!r} spans {lo:g}..{hi:g} in this array, more than the "
+                             f"{MAX_INTEGER_VALUES} integers the coder codes in one column")
+        if lo < low or hi > high:
+            ranges[str(j)] = [int(lo), int(hi)]
+    return ranges or None
