@@ -288,3 +288,29 @@ def test_k_particle_files_decode_in_other_environments(cases, tmp_path, environm
     for name, (coder, X) in cases.items():
         got, re_encoded_equal = pd.read_pickle(tmp_path / f"{name}.env.pkl")
         assert _same(X, got) and re_encoded_equal
+
+
+def test_a_chunk_that_runs_its_stack_dry_is_coded_again(cases, traced, monkeypatch):
+    """Too fast a k-particle ramp pops from an empty stack; the codec notices and slows the ramp down."""
+    from skvae.coding import _bitsback
+
+    coder, X = cases["binary"]
+    attempts = []
+    once = _bitsback.ChunkCodec._encode_once
+
+    def spy(self, symbols, safety):
+        attempts.append(safety)
+        return once(self, symbols, safety)
+
+    monkeypatch.setattr(_bitsback, "_RAMP_SAFETY", 64.0)  # blocks of 64x what the stack holds
+    monkeypatch.setattr(_bitsback.ChunkCodec, "_encode_once", spy)
+    coder.set_params(n_particles=4)
+    try:
+        data = coder.encode(X)
+        assert _same(X, coder.decode(data))
+    finally:
+        coder.set_params(n_particles=1)
+    assert attempts[0] == 64.0 and len(attempts) > 2 and min(attempts) < 64.0
+    net = np.array([t[0] for t in traced], dtype=float)
+    iwae = np.array([t[1] for t in traced])
+    assert np.all(np.abs(net - iwae) <= 2.0 + 1e-4 * iwae)  # the kept attempt's blocks only

@@ -62,6 +62,8 @@ from ._exact import LOG2_FRACTION_BITS, index_weights
 
 __all__ = ["ChunkCodec", "block_bounds"]
 
+_RAMP_SAFETY = 0.5  # a k-particle ramp block pops about this fraction of what the stack holds
+
 
 def block_bounds(n_rows, block_size, ramp, growth=0):
     """(start, stop) of each block: row 0, the ramp blocks, then full blocks.
@@ -209,7 +211,7 @@ class ChunkCodec:
         # the stack (nearly) empty after popping its particles (draws from a dry stack are the lowest
         # cells, not draws of q, and the file grows), the chunk is coded again with a slower growth
         mark = None if self.trace is None else len(self.trace)
-        safety = 0.5
+        safety = _RAMP_SAFETY
         for _ in range(5):
             self._dry = False
             words, ramp = self._encode_once(symbols, safety)
