@@ -10,6 +10,7 @@ from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 
 from _helpers import mixed_table
+from test_portable_coding import ENVIRONMENTS
 
 # sha256 of the k = 1 files of the cases below, computed with the coder before n_particles existed
 # ("table": recomputed when integer columns got mass on every integer, which changes how its model trains)
@@ -254,7 +255,14 @@ def test_bad_n_particles_set_after_fit(cases):
 # -- other machines ------------------------------------------------------------------------------------
 
 _DECODE_K = r"""
-import sys, numpy as np, pandas as pd
+import os, sys
+if os.environ.get("SKVAE_TEST_BLOCK_TORCH"):
+    class _Block:  # import torch (and skorch) fails, as where they are not installed
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "skorch"):
+                raise ImportError(f"{name} is not available")
+    sys.meta_path.insert(0, _Block())
+import numpy as np, pandas as pd
 from skvae.coding import BitsBackCoder
 folder = sys.argv[1]
 for name in ("binary", "table", "real"):
@@ -265,13 +273,15 @@ for name in ("binary", "table", "real"):
 """
 
 
-@pytest.mark.parametrize("environment", ["MKL_CBWR=COMPATIBLE", "MKL_CBWR=AVX", "OPENBLAS_CORETYPE=Prescott"])
+@pytest.mark.parametrize("environment", [e for e in ENVIRONMENTS if e.startswith(("MKL_CBWR=COMPATIBLE", "MKL_CBWR=AVX",
+                                                                               "OPENBLAS_CORETYPE=Prescott",
+                                                                               "ATEN_", "without torch"))])
 def test_k_particle_files_decode_in_other_environments(cases, tmp_path, environment):
     import os
     import subprocess
     import sys
 
-    from test_portable_coding import ENVIRONMENTS, REPO
+    from test_portable_coding import REPO
 
     for name, (coder, X) in cases.items():
         coder.set_params(n_particles=8)
