@@ -125,14 +125,17 @@ class ChunkCodec:
         self.n_particles = int(n_particles)
         self.trace = None  # a list to record (net bits, -log2 IWAE_k bits) per importance-sampled block
 
-    def _log_weights(self, block, cells, mean, std):
-        """Fixed-point log2 w_i = log2 p(x|z_i) + log2 p(z_i) - log2 q(z_i|x), shape (k, n), int64."""
+    def _log_weights(self, block, cells, mean_k, std_k):
+        """Fixed-point log2 w_i = log2 p(x|z_i) + log2 p(z_i) - log2 q(z_i|x), shape (k, n), int64.
+
+        ``cells`` (k, n * d); ``mean_k`` and ``std_k`` the block's posterior tiled k times (flat).
+        """
         k, n, d = self.n_particles, len(block), self.model.latent_dim
         flat = cells.reshape(-1)
         params = self._decoder_output(flat)
         lx = self.columns.log2_probs(np.tile(block, (k, 1)), params).reshape(k, n)
         lp = self.grid.prior_log2(flat).reshape(k, n, d).sum(axis=2)
-        lq = self.grid.posterior_log2(flat, np.tile(mean, k), np.tile(std, k)).reshape(k, n, d).sum(axis=2)
+        lq = self.grid.posterior_log2(flat, mean_k, std_k).reshape(k, n, d).sum(axis=2)
         return lx + lp - lq
 
     @staticmethod
@@ -145,18 +148,18 @@ class ChunkCodec:
         """BB-IS: pop k draws of q and the index j ~ Cat(w), push back the others, x, z_j and j (uniform)."""
         grid, k, n, d = self.grid, self.n_particles, len(block), self.model.latent_dim
         mean, std = self._posterior(block)
+        mean_k, std_k = np.tile(mean, k), np.tile(std, k)
         start_bits = before = coder.num_valid_bits()
-        cells = np.stack([grid.pop_posterior(coder, mean, std) for _ in range(k)])  # (k, n * d)
+        cells = grid.pop_posterior(coder, mean_k, std_k).reshape(k, n * d)  # the k draws in one call
         if coder.num_valid_bits() < 64:
             self._dry = True
-        log_w = self._log_weights(block, cells, mean, std)
+        log_w = self._log_weights(block, cells, mean_k, std_k)
         j = coder.decode(_categorical(), index_weights(log_w)).astype(np.intp)
         popped = before - coder.num_valid_bits()
         rows = np.arange(n)
         per_row = cells.reshape(k, n, d)
         others = np.stack([per_row[np.where(s < j, s, s + 1), rows] for s in range(k - 1)])  # (k-1, n, d)
-        for s in reversed(range(k - 1)):
-            grid.push_posterior(coder, others[s].reshape(-1), mean, std)
+        grid.push_posterior(coder, others.reshape(-1), mean_k[:(k - 1) * n * d], std_k[:(k - 1) * n * d])
         chosen = per_row[j, rows].reshape(-1)
         self.columns.push(coder, block, self._decoder_output(chosen))
         before = coder.num_valid_bits()
@@ -173,7 +176,8 @@ class ChunkCodec:
         chosen = grid.pop_prior(coder, n * d, prior)
         block = self.columns.pop(coder, self._decoder_output(chosen))
         mean, std = self._posterior(block)
-        others = [grid.pop_posterior(coder, mean, std).reshape(n, d) for _ in range(k - 1)]
+        mean_k, std_k = np.tile(mean, k), np.tile(std, k)
+        others = grid.pop_posterior(coder, mean_k[:(k - 1) * n * d], std_k[:(k - 1) * n * d]).reshape(k - 1, n, d)
         per_row = np.empty((k, n, d), dtype=np.int32)
         rows = np.arange(n)
         for s in range(k - 1):
@@ -181,9 +185,8 @@ class ChunkCodec:
         per_row[j, rows] = chosen.reshape(n, d)
         cells = per_row.reshape(k, n * d)
         coder.encode_reverse(j.astype(np.int32), _categorical(), index_weights(self._log_weights(block, cells,
-                                                                                                   mean, std)))
-        for i in reversed(range(k)):
-            grid.push_posterior(coder, cells[i], mean, std)
+                                                                                                   mean_k, std_k)))
+        grid.push_posterior(coder, cells.reshape(-1), mean_k, std_k)
         return block
 
     def _posterior(self, symbols):
