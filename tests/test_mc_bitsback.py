@@ -324,3 +324,15 @@ def test_a_chunk_that_runs_its_stack_dry_is_coded_again(cases, traced, monkeypat
     net = np.array([t[0] for t in traced], dtype=float)
     iwae = np.array([t[1] for t in traced])
     assert np.all(np.abs(net - iwae) <= 2.0 + 1e-4 * iwae)  # the kept attempt's blocks only
+
+
+def test_report_of_a_loaded_coder_has_no_float_bounds(cases, tmp_path):
+    coder, X = cases["binary"]
+    coder.set_params(n_particles=2)
+    try:
+        coder.save(tmp_path / "k2.npz")
+    finally:
+        coder.set_params(n_particles=1)
+    r = BitsBackCoder.load(tmp_path / "k2.npz").report(X)
+    assert r.n_particles == 2 and np.isnan(r.negative_elbo_bits) and np.isnan(r.negative_iwae_bits)
+    assert r.single_particle_rows >= 2  # two chunks, each starting with its first row
