@@ -464,6 +464,73 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             mean = self.likelihood_.mean(self.net_.module_.decoder(z))
         return self._to_output(mean, cast=False)
 
+    def impute(self, X, method="mean", random_state=None):
+        """Fill the missing cells of X (NaN, None, pandas NA) from the model; observed cells are kept.
+
+        The encoder reads each row's observed cells (and, for a model fitted
+        on rows with missing cells, which cells are missing); the decoder then
+        gives the missing ones.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows of the kind the estimator was fitted on (a table: any column
+            may have missing cells).
+        method : {'mean', 'sample'}, default='mean'
+            ``'mean'``: the decoder's value at the posterior mean of z, the
+            conditional mean of real-valued columns and the most probable
+            value of 0/1, integer and categorical columns (deterministic).
+            ``'sample'``: one draw z ~ q(z | x), then x ~ p(x | z), for
+            multiple imputation.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws of ``method='sample'``.
+
+        Returns
+        -------
+        ndarray or DataFrame of shape (n_samples, n_features)
+            X with its missing cells filled, in the original column types (a
+            DataFrame keeps its index).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from skvae import VAEDensityEstimator
+        >>> rng = np.random.RandomState(0)
+        >>> a = rng.randn(200)
+        >>> X = pd.DataFrame({"a": a, "b": 2 * a + 0.1 * rng.randn(200)})
+        >>> X.loc[::7, "b"] = np.nan
+        >>> vae = VAEDensityEstimator(latent_dim=1, hidden_layer_sizes=(16,), max_epochs=30,
+        ...                           random_state=0).fit(X)
+        >>> filled = vae.impute(X)
+        >>> bool(filled["b"].notna().all()), bool((filled["a"] == X["a"]).all())
+        (True, True)
+        """
+        if method not in ("mean", "sample"):
+            raise ValueError(f"method must be 'mean' or 'sample', got {method!r}")
+        codes = np.array(self._validated_for_scoring(X), dtype=np.float64)
+        missing = np.isnan(codes)
+        module, device = self.net_.module_, self.net_.device
+        generator = torch.Generator(device=device).manual_seed(seed_from(random_state))
+        filled = np.empty_like(codes)
+        with eval_mode(module), torch.no_grad():
+            for start in range(0, len(codes), 4096):
+                x = torch.from_numpy(codes[start:start + 4096]).to(device)
+                mu, logvar = module.encoder(x)
+                if method == "mean":
+                    values = self.likelihood_.mean(module.decoder(mu))
+                else:
+                    eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype)
+                    values = self.likelihood_.sample(module.decoder(mu + torch.exp(0.5 * logvar) * eps),
+                                                     generator=generator)
+                filled[start:start + 4096] = values.double().cpu().numpy()
+        if method == "mean" and hasattr(self, "schema_"):  # the most probable value of discrete columns
+            discrete = [j for j, col in enumerate(self.schema_.columns) if col.kind in ("bernoulli", "integer")]
+            filled[:, discrete] = np.rint(filled[:, discrete])
+        out = self._to_output(torch.from_numpy(np.where(missing, filled, codes)))
+        if hasattr(X, "index") and hasattr(out, "index"):
+            out.index = X.index
+        return out
+
     def sample(self, n_samples=1, random_state=None):
         """Draw rows from the model: z ~ N(0, I), then x ~ p(x | z).
 
@@ -496,6 +563,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self._uses_schema()  # missing cells of a table
         return tags
 
 

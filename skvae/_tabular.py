@@ -52,12 +52,19 @@ def _check_scalars(values, name):
 
 
 def _numeric(values, name):
+    """A column's values as float64, missing entries (NaN, None, pandas NA) as NaN; infinity is refused."""
+    import pandas as pd
+
+    if values.dtype == object:
+        missing = pd.isna(values)
+        if missing.any():
+            values = np.where(missing, np.nan, values)
     try:
         values = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"column {name!r} is not numeric; declare it categorical") from None
-    if not np.isfinite(values).all():
-        raise ValueError(f"column {name!r} contains NaN or infinity")
+    if np.isinf(values).any():
+        raise ValueError(f"column {name!r} contains infinity")
     return values
 
 
@@ -100,7 +107,7 @@ def _value_kind(values, dtype):
             not pd.api.types.is_object_dtype(dtype):
         return "other"
     if pd.api.types.is_object_dtype(dtype):
-        inferred = pd.api.types.infer_dtype(values, skipna=False)
+        inferred = pd.api.types.infer_dtype(values, skipna=True)  # missing entries do not decide
         return {"boolean": "bool", "integer": "integer", "floating": "float",
                 "mixed-integer-float": "float", "decimal": "float"}.get(inferred, "other")
     if pd.api.types.is_bool_dtype(dtype):
@@ -121,7 +128,7 @@ def _infer_kind(name, values, dtype):
     if storage == "bool":
         return "bernoulli"
     numeric = _numeric(values, name)
-    if np.isin(numeric, (0.0, 1.0)).all():
+    if np.isin(numeric[~np.isnan(numeric)], (0.0, 1.0)).all():
         return "bernoulli"
     return "integer" if storage == "integer" else "gaussian"
 
@@ -137,9 +144,10 @@ class TableSchema:
         returned as one, with the original dtypes and categories).
     """
 
-    def __init__(self, columns, from_frame):
+    def __init__(self, columns, from_frame, missing_in_fit=False):
         self.columns = columns
         self.from_frame = from_frame
+        self.missing_in_fit = missing_in_fit  # the encoder then also sees which cells are missing
 
     @classmethod
     def infer(cls, X, spec="auto"):
@@ -173,7 +181,11 @@ class TableSchema:
         for name, values, dtype in raw:
             kind = declared.get(name) or _infer_kind(name, values, dtype)
             columns.append(cls._learn_column(name, kind, values, dtype))
-        return cls(columns, from_frame)
+        import pandas as pd
+
+        schema = cls(columns, from_frame)
+        schema.missing_in_fit = any(bool(pd.isna(values).any()) for _, values, _ in raw)
+        return schema
 
     @staticmethod
     def _learn_column(name, kind, values, dtype):
@@ -184,15 +196,18 @@ class TableSchema:
                 categories = np.asarray(dtype.categories)
             else:
                 present = pd.Series(values).dropna()
-                if len(present) < len(values):
-                    raise ValueError(f"column {name!r} contains missing values")
+                if not len(present) and len(values):
+                    raise ValueError(f"column {name!r} has no observed value (every entry is missing)")
                 categories = np.asarray(sorted(present.unique(), key=lambda v: (str(type(v)), v)), dtype=object)
             return Column(name, kind, dtype, categories=categories)
         numeric = _numeric(values, name)
+        if np.isnan(numeric).all() and len(numeric):
+            raise ValueError(f"column {name!r} has no observed value (every entry is missing)")
         if kind == "integer":
-            if not np.array_equal(numeric, np.round(numeric)):
+            observed = numeric[~np.isnan(numeric)]
+            if not np.array_equal(observed, np.round(observed)):
                 raise ValueError(f"column {name!r} is declared integer but holds non-integer values")
-            return Column(name, kind, dtype, low=numeric.min(), high=numeric.max())
+            return Column(name, kind, dtype, low=observed.min(), high=observed.max())
         return Column(name, kind, dtype)
 
     @property
@@ -220,13 +235,13 @@ class TableSchema:
             else:
                 model = DiscretizedLogistic([c.low for c in cols], [c.high for c in cols])
             parts.append((model, idx))
-        return Mixed(parts)
+        return Mixed(parts, missing_mask=self.missing_in_fit)
 
     def encode(self, X):
-        """Numeric codes of a table with this schema, float64 of shape (n, n_columns).
+        """Numeric codes of a table with this schema, float64 of shape (n, n_columns); missing cells NaN.
 
         Raises ``ValueError`` naming the column and value for unseen
-        categories or missing values; ranges are checked by the likelihood.
+        categories; supports are checked by the likelihood.
         """
         import pandas as pd
 
@@ -236,12 +251,14 @@ class TableSchema:
         out = np.empty((len(raw[0][1]) if raw else 0, len(raw)), dtype=np.float64)
         for j, (col, (_, values, _)) in enumerate(zip(self.columns, raw)):
             if col.kind == "categorical":
-                codes = pd.Index(col.categories).get_indexer(values)
-                if (codes < 0).any():
-                    value = values[np.flatnonzero(codes < 0)[0]]
-                    what = "a missing value" if pd.isna(value) else f"the unseen category {value!r}"
-                    raise ValueError(f"column {col.name!r} holds {what}; categories seen in fit: "
+                codes = pd.Index(col.categories).get_indexer(values).astype(np.float64)
+                missing = pd.isna(values)
+                unseen = (codes < 0) & ~missing
+                if unseen.any():
+                    raise ValueError(f"column {col.name!r} holds the unseen category "
+                                     f"{values[np.flatnonzero(unseen)[0]]!r}; categories seen in fit: "
                                      f"{list(col.categories)}")
+                codes[missing] = np.nan
                 out[:, j] = codes
             else:
                 out[:, j] = _numeric(values, col.name)
@@ -264,8 +281,8 @@ class TableSchema:
                 values = col.categories[values.astype(np.int64)]
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     values = pd.Categorical(values, dtype=col.dtype)
-            elif cast and col.dtype is not None and col.kind in ("bernoulli", "integer"):
-                values = _cast_integers(values, col.dtype)
+            elif cast and col.dtype is not None:
+                values = _cast(values, col.dtype)
             decoded[col.name] = values
         if self.from_frame:
             return pd.DataFrame(decoded, columns=[c.name for c in self.columns])
@@ -335,9 +352,18 @@ def _dtype_from_json(spec):
         raise ValueError(f"bad column dtype {spec!r}: {exc}") from None
 
 
-def _cast_integers(values, dtype):
-    """Integral floats as ``dtype``; samples beyond an integer dtype's range are clipped to it, not wrapped."""
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        values = np.clip(values, info.min, info.max)
-    return values.astype(dtype)
+def _cast(values, dtype):
+    """Model values (float64) as a column of ``dtype``, numpy or pandas extension (Int64, boolean, Float64).
+
+    Samples beyond an integer dtype's range are clipped to it, not wrapped.
+    """
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(dtype):
+        values = values.astype(bool)
+    elif pd.api.types.is_integer_dtype(dtype):
+        info = np.iinfo(dtype.numpy_dtype if hasattr(dtype, "numpy_dtype") else dtype)
+        values = np.clip(values, info.min, min(info.max, 2.0 ** 63 - 1024)).astype(info.dtype)
+    if isinstance(dtype, np.dtype):
+        return values.astype(dtype)
+    return pd.array(values, dtype=dtype)

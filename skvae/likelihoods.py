@@ -143,8 +143,12 @@ class Gaussian(Likelihood):
 
     def fitted_to(self, X):
         X = np.asarray(X, dtype=np.float64)
-        center = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
-        scale = X.std(axis=0) if len(X) else np.ones(X.shape[1])
+        observed = ~np.isnan(X)  # missing cells (tables) do not count
+        counts = observed.sum(axis=0)
+        if not (counts > 0).all():
+            raise ValueError(f"column {int(np.flatnonzero(counts == 0)[0])} has no observed value to learn from")
+        center = np.nanmean(X, axis=0) if len(X) else np.zeros(X.shape[1])
+        scale = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
         scale = np.where(np.isfinite(scale) & (scale > 1e-12 * np.maximum(1.0, np.abs(center))), scale, 1.0)
         return Gaussian(self.min_log_scale, self.max_log_scale, center, scale)
 
@@ -332,11 +336,16 @@ class Mixed(Likelihood):
     parts : list of (Likelihood, list of int)
         Each likelihood with the column indices it models; together the
         column lists must cover ``0 .. n_features - 1`` exactly once.
+    missing_mask : bool, default=False
+        Whether the encoder also sees which cells are missing (set for a
+        table that had missing cells in fit). Missing cells (NaN) are
+        allowed either way and left out of the log-probability.
     """
 
     name = "mixed"
 
-    def __init__(self, parts):
+    def __init__(self, parts, missing_mask=False):
+        self.missing_mask = bool(missing_mask)
         self.parts = [(likelihood, [int(c) for c in cols]) for likelihood, cols in parts]
         columns = np.concatenate([cols for _, cols in self.parts]) if self.parts else np.array([], int)
         if sorted(columns.tolist()) != list(range(len(columns))):
@@ -359,7 +368,12 @@ class Mixed(Likelihood):
         return torch.cat(outs, dim=-1).index_select(-1, self._constant("_order", params, torch.long))
 
     def log_prob_per_feature(self, params, x):
-        return self._per_part(lambda lik, p, xx: lik.log_prob_per_feature(p, xx), params, x)
+        # a missing cell (NaN) contributes nothing: the sum is log p of the observed entries. It is
+        # filled with 0 first, a valid value of every kind, so no NaN reaches the gradients.
+        missing = torch.isnan(x)
+        per_feature = self._per_part(lambda lik, p, xx: lik.log_prob_per_feature(p, xx), params,
+                                     x.masked_fill(missing, 0.0))
+        return per_feature.masked_fill(missing, 0.0)
 
     def sample(self, params, generator=None):
         return self._per_part(lambda lik, p: lik.sample(p, generator=generator), params)
@@ -369,18 +383,22 @@ class Mixed(Likelihood):
 
     def check_support(self, X, column_names=None):
         X = np.asarray(X)
+        if X.dtype.kind == "f":
+            X = np.where(np.isnan(X), 0.0, X)  # missing cells are allowed in tables; 0 is in every support
         for likelihood, cols in self.parts:
             names = [column_names[c] if column_names is not None else c for c in cols]
             likelihood.check_support(X[:, cols], column_names=names)
 
     def fitted_to(self, X):
         X = np.asarray(X)
-        return Mixed([(likelihood.fitted_to(X[:, cols]), cols) for likelihood, cols in self.parts])
+        return Mixed([(likelihood.fitted_to(X[:, cols]), cols) for likelihood, cols in self.parts],
+                     missing_mask=self.missing_mask)
 
     def encoder_preprocess(self):
         from .modules import ColumnwiseInput
 
-        return ColumnwiseInput([(likelihood.encoder_preprocess(), cols) for likelihood, cols in self.parts])
+        return ColumnwiseInput([(likelihood.encoder_preprocess(), cols) for likelihood, cols in self.parts],
+                               mask_channels=self.missing_mask)
 
     def __repr__(self):
         return "Mixed([" + ", ".join(f"({lik!r}, {cols})" for lik, cols in self.parts) + "])"

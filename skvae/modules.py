@@ -134,15 +134,36 @@ class Affine(nn.Module):
 
 
 class ColumnwiseInput(nn.Module):
-    """Applies one preprocessing module per group of columns and concatenates."""
+    """Applies one preprocessing module per group of columns and concatenates.
 
-    def __init__(self, parts):
+    Missing entries (NaN) give zeros in every output they feed (the centre of
+    an affine-mapped column, no category of a one-hot group). With
+    ``mask_channels`` (a model trained on rows with missing cells) the
+    missingness mask of every column follows, so the encoder can tell a
+    missing cell from an observed one.
+    """
+
+    def __init__(self, parts, mask_channels=False):
         super().__init__()
         self.parts = nn.ModuleList(module if module is not None else nn.Identity() for module, _ in parts)
-        self.n_out = sum(module.n_out if module is not None else len(cols) for module, cols in parts)
-        for i, (_, cols) in enumerate(parts):  # buffers follow the module to its device
+        self.mask_channels = bool(mask_channels)
+        n_columns = sum(len(cols) for _, cols in parts)
+        self.n_out = sum(module.n_out if module is not None else len(cols) for module, cols in parts) \
+            + (n_columns if mask_channels else 0)
+        for i, (module, cols) in enumerate(parts):  # buffers follow the module to its device
             self.register_buffer(f"columns_{i}", torch.as_tensor(list(map(int, cols))), persistent=False)
+            widths = getattr(module, "n_categories", None) or [1] * len(cols)  # outputs per input column
+            spread = torch.repeat_interleave(torch.arange(len(cols)), torch.as_tensor(widths, dtype=torch.long))
+            self.register_buffer(f"spread_{i}", spread, persistent=False)
 
     def forward(self, x):
-        return torch.cat([part(x.index_select(-1, getattr(self, f"columns_{i}")))
-                          for i, part in enumerate(self.parts)], dim=-1)
+        missing = torch.isnan(x)
+        x = x.masked_fill(missing, 0.0)  # a valid value of every kind; its outputs are zeroed below
+        outs = []
+        for i, part in enumerate(self.parts):
+            cols = getattr(self, f"columns_{i}")
+            out_missing = missing.index_select(-1, cols).index_select(-1, getattr(self, f"spread_{i}"))
+            outs.append(part(x.index_select(-1, cols)).masked_fill(out_missing, 0.0))
+        if self.mask_channels:
+            outs.append(missing.to(x.dtype))
+        return torch.cat(outs, dim=-1)

@@ -203,9 +203,29 @@ class WSANet(VAENet):
         if out.ndim != 2 or out.shape[1] != x.shape[1] or len(out) == 0:
             raise ValueError(f"augment must return a non-empty array of shape (n, {x.shape[1]}), "
                              f"got shape {tuple(out.shape)}")
-        if not torch.isfinite(out).all():
+        if torch.isinf(out).any() or (not self._has_missing_cells() and torch.isnan(out).any()):
             raise ValueError("augment returned NaN or infinity")
         return out
+
+    def _has_missing_cells(self):
+        return getattr(self.likelihood, "missing_mask", False)  # a table fitted with missing cells
+
+    def completed(self, x):
+        """The real rows as the discriminator sees them: complete.
+
+        In a table fitted with missing cells those cells are drawn from
+        p(x | z), z ~ q(z | x), so the discriminator compares complete rows
+        with complete generated rows, not missingness patterns. The ELBO
+        terms use the rows with their holes (masked likelihood).
+        """
+        if not self._has_missing_cells():
+            return x
+        module = self.module_
+        with dropout_off(module), torch.no_grad():
+            mu, logvar = module.encoder(x)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            draws = self.likelihood.sample(module.decoder(z))
+        return torch.where(torch.isnan(x), draws.to(x.dtype), x)
 
     def wsa_loss(self, x, fakes, weights):
         """VAE loss: 0.5 * real objective + 0.5 * weighted mean negative ELBO of the fakes.
@@ -264,13 +284,14 @@ class WSANet(VAENet):
         stats = getattr(self, "epoch_stats_", None)
         if self.current_epoch() < self.warmup_epochs:
             step = super().train_step(x, **fit_params)
-            d_loss, correct, count = self.discriminator_step(x, self.draw_fakes(x, self.n_augment))
+            d_loss, correct, count = self.discriminator_step(self.completed(x), self.draw_fakes(x, self.n_augment))
             if stats is not None:
                 stats.add_discriminator(d_loss, correct, count)
             return step
 
         fakes = self.draw_fakes(x, self.n_augment)
-        logits_real, logits_fake = self.discriminator_logits(x, fakes)
+        x_complete = self.completed(x)
+        logits_real, logits_fake = self.discriminator_logits(x_complete, fakes)
         if not self.weighted:
             weights = torch.ones(len(fakes), device=fakes.device, dtype=fakes.dtype)
         elif _has_dropout(self.discriminator_):
@@ -285,7 +306,7 @@ class WSANet(VAENet):
                     batch=batch, training=True)
         self.optimizer_.step()
 
-        d_loss, correct, count = self.discriminator_update(x, logits_real, logits_fake)
+        d_loss, correct, count = self.discriminator_update(x_complete, logits_real, logits_fake)
         if stats is not None:
             stats.add_weights(weights)
             stats.add_discriminator(d_loss, correct, count)

@@ -107,3 +107,22 @@ def test_wrong_shapes_get_scikit_learn_messages(real):
         coder.encode(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="Reshape your data"):
         coder.encode(np.zeros(4))
+
+
+@pytest.mark.parametrize("index", [pd.RangeIndex(10, 160, 3, name="row"), pd.Index(np.arange(50)[::-1] * 7),
+                                   pd.Index([f"r{i}" for i in range(50)], name="id")])
+def test_a_tables_index_round_trips(index):
+    df = mixed_table(len(index), 2)
+    df.index = index
+    coder = BitsBackCoder(VAEDensityEstimator(**SMALL)).fit(mixed_table(100, 0))
+    decoded = coder.decode(coder.encode(df))
+    pd.testing.assert_frame_equal(decoded, df)
+    assert parse(coder.encode(df.reset_index(drop=True)))[0]["index"] is None  # 0 .. n-1 costs nothing
+
+
+def test_an_index_that_cannot_be_stored_is_refused_with_a_way_out():
+    df = mixed_table(20, 2)
+    df.index = pd.date_range("2026-01-01", periods=20)
+    coder = BitsBackCoder(VAEDensityEstimator(**SMALL)).fit(mixed_table(100, 0))
+    with pytest.raises(ValueError, match=r"index \(DatetimeIndex.*only int or str labels.*reset_index"):
+        coder.encode(df)

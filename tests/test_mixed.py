@@ -87,8 +87,8 @@ def test_unseen_values_name_column_and_value(table, fitted):
     with pytest.raises(ValueError, match="column 'count' holds 2.5, which is not an integer"):
         fitted.score_samples(bad.astype({"count": float}))
     bad = table[1].iloc[:4].copy()
-    bad["size"] = [0.1, np.nan, 0.2, 0.3]
-    with pytest.raises(ValueError, match="column 'size' contains NaN"):
+    bad["size"] = [0.1, np.inf, 0.2, 0.3]
+    with pytest.raises(ValueError, match="column 'size' contains infinity"):
         fitted.score_samples(bad)
     with pytest.raises(ValueError, match="feature names"):
         fitted.score_samples(table[1].rename(columns={"size": "weight"}))

@@ -44,6 +44,7 @@ from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import LatentGrid, column_model_for
 from ._fixed_point import ARITHMETIC_VERSION, PortableModel
 from ._model_file import read_model_file, write_model_file
+from ._index import index_from_json, index_to_json
 from ._quantization import check_quantization, measure_grid, measure_integer_ranges
 
 __all__ = ["BitsBackCoder"]
@@ -382,6 +383,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         else:
             X = self._check_shape(X.toarray() if sp.issparse(X) else X)
         codes = self.schema_.encode(X)
+        missing = np.isnan(codes)
+        if missing.any():
+            i, j = (int(v) for v in np.argwhere(missing)[0])
+            raise ValueError(f"column {names[j]!r} has a missing value (NaN) in row {i}; BitsBackCoder does not code "
+                             f"missing cells yet: fill them (the estimator's impute) or drop those rows")
         self.model_.likelihood.check_support(codes, column_names=names)  # before narrowing the dtype
         if _real_column_indices(self.model_.likelihood, self.n_features_in_):
             return codes  # real-valued columns keep float64
@@ -399,6 +405,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     def _write(self, X, stream):
         """Encode X into a binary stream; returns the number of chunks."""
         sparse_class = type(X).__name__ if sp.issparse(X) else None
+        index = index_to_json(X.index) if self.schema_ is not None and hasattr(X, "columns") else None
         if sparse_class is not None and sparse_class not in _SPARSE_CLASSES:
             raise TypeError(f"sparse input of class {sparse_class} is not supported; pass one of {_SPARSE_CLASSES}")
         X = self._checked_array(X)
@@ -421,6 +428,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "integer_ranges": ranges,  # absent: every integer column within its range seen in fit
             "n_particles": codec.n_particles if codec.n_particles > 1 else None,  # absent: k = 1
             "sparse": sparse_class,  # absent: a dense array
+            "index": index,  # absent: not a DataFrame, or its index is 0 .. n-1
         }
         write_preamble(stream, header)
         digest = _array_digest(header, columns)
@@ -572,7 +580,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     def _to_output(self, codes, header):
         """Decoded codes in the caller's form: a table's original columns, the sparse class, else the array."""
         if self.schema_ is not None:
-            return self.schema_.decode(codes)
+            table = self.schema_.decode(codes)
+            if hasattr(table, "index"):
+                table.index = index_from_json(header.get("index"), len(table))
+            return table
         sparse_class = header.get("sparse")
         return codes if sparse_class is None else getattr(sp, sparse_class)(codes)
 

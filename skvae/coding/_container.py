@@ -12,8 +12,12 @@ Layout, all integers little-endian::
                  the coder parameters, "d" dtype, "s" shape, "p" coder
                  parameters (the values of PARAM_NAMES in order), "g" the
                  quantization grid of real columns (only when there is one),
-                 "k" the number of importance samples (only when above 1);
-                 the number of chunks follows from shape and chunk size
+                 "k" the number of importance samples (only when above 1),
+                 "r" the ranges of integer columns whose values leave the
+                 range seen in fit, "m" the scipy.sparse class of sparse
+                 input, "i" a DataFrame's index unless it is 0 .. n-1 (each
+                 only when present); the number of chunks follows from shape
+                 and chunk size
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
         n_rows       uint32    rows in this chunk
@@ -56,8 +60,9 @@ _RECORD = struct.Struct("<IIIII")
 _U32 = struct.Struct("<I")
 _MAX_HEADER = 1 << 20
 PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
+# header field -> its key in the file
 HEADER_KEYS = {"arithmetic": "a", "constriction_version": "c", "dtype": "d", "fingerprint": "f", "grid": "g",
-               "integer_ranges": "r", "n_particles": "k", "params": "p", "shape": "s", "sparse": "m"}  # header field -> its key in the file
+               "index": "i", "integer_ranges": "r", "n_particles": "k", "params": "p", "shape": "s", "sparse": "m"}
 
 
 def write_preamble(stream, header):

@@ -139,6 +139,9 @@ def _input_parts(preprocess, likelihood, n_features):
         raise ValueError(f"BitsBackCoder cannot code a model whose encoder preprocesses with "
                          f"{type(module).__name__}")
 
+    if getattr(preprocess, "mask_channels", False):
+        raise ValueError("BitsBackCoder cannot code a model trained on rows with missing cells (NaN) yet (its encoder "
+                         "also sees the missingness mask); fit the estimator on complete rows")
     if isinstance(preprocess, ColumnwiseInput):
         return [part(module, getattr(preprocess, f"columns_{i}").tolist())
                 for i, module in enumerate(preprocess.parts)]
