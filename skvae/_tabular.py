@@ -142,12 +142,18 @@ class TableSchema:
     from_frame : bool
         Whether the training data was a pandas DataFrame (samples are then
         returned as one, with the original dtypes and categories).
+    missing_in_fit : bool, default=False
+        Whether the training table had missing cells (the encoder then also
+        sees which cells are missing).
+    array_dtype : numpy dtype or None, default=None
+        The dtype of a numeric training array, which decoded rows get back.
     """
 
-    def __init__(self, columns, from_frame, missing_in_fit=False):
+    def __init__(self, columns, from_frame, missing_in_fit=False, array_dtype=None):
         self.columns = columns
         self.from_frame = from_frame
-        self.missing_in_fit = missing_in_fit  # the encoder then also sees which cells are missing
+        self.missing_in_fit = missing_in_fit
+        self.array_dtype = array_dtype
 
     @classmethod
     def infer(cls, X, spec="auto"):
@@ -183,9 +189,11 @@ class TableSchema:
             columns.append(cls._learn_column(name, kind, values, dtype))
         import pandas as pd
 
-        schema = cls(columns, from_frame)
-        schema.missing_in_fit = any(bool(pd.isna(values).any()) for _, values, _ in raw)
-        return schema
+        missing = any(bool(pd.isna(values).any()) for _, values, _ in raw)
+        array_dtype = None
+        if not from_frame and isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+            array_dtype = X.dtype
+        return cls(columns, from_frame, missing_in_fit=missing, array_dtype=array_dtype)
 
     @staticmethod
     def _learn_column(name, kind, values, dtype):
@@ -288,6 +296,8 @@ class TableSchema:
             return pd.DataFrame(decoded, columns=[c.name for c in self.columns])
         if any(c.kind == "categorical" for c in self.columns):
             return np.column_stack([np.asarray(v, dtype=object) for v in decoded.values()])
+        if cast and self.array_dtype is not None:
+            return _cast(A, self.array_dtype)  # integer samples clipped to the dtype's range
         return A
 
     def column_names(self):
@@ -296,7 +306,10 @@ class TableSchema:
     def to_json(self):
         """A JSON-ready description (for pickle-free model files); ValueError if a name or category is not
         a str, int, float or bool."""
-        return {"from_frame": bool(self.from_frame),
+        spec = {"from_frame": bool(self.from_frame)}
+        if self.array_dtype is not None:
+            spec["array_dtype"] = self.array_dtype.str
+        return {**spec,
                 "columns": [{"name": _json_scalar(c.name, "column name"), "kind": c.kind,
                              "dtype": _dtype_to_json(c.dtype),
                              "categories": None if c.categories is None else
@@ -315,7 +328,12 @@ class TableSchema:
                 categories = None if c["categories"] is None else np.asarray(c["categories"], dtype=object)
                 columns.append(Column(c["name"], c["kind"], _dtype_from_json(c["dtype"]), categories=categories,
                                       low=c["low"], high=c["high"]))
-            return cls(columns, bool(spec["from_frame"]))
+            array_dtype = spec.get("array_dtype")
+            if array_dtype is not None:
+                array_dtype = np.dtype(array_dtype)
+                if array_dtype.kind not in "biuf":
+                    raise ValueError(f"bad array dtype {array_dtype}")
+            return cls(columns, bool(spec["from_frame"]), array_dtype=array_dtype)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad column schema: {exc!r}") from None
 

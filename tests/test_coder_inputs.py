@@ -126,3 +126,17 @@ def test_an_index_that_cannot_be_stored_is_refused_with_a_way_out():
     coder = BitsBackCoder(VAEDensityEstimator(**SMALL)).fit(mixed_table(100, 0))
     with pytest.raises(ValueError, match=r"index \(DatetimeIndex.*only int or str labels.*reset_index"):
         coder.encode(df)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, np.int16])
+def test_an_integer_array_keeps_its_dtype_in_sample_decode_and_a_loaded_coder(dtype, tmp_path):
+    X = np.random.RandomState(0).poisson(3, (120, 4)).astype(dtype)  # not 0/1: the table path
+    vae = VAEDensityEstimator(**SMALL).fit(X)
+    assert vae.sample(5, random_state=0).dtype == dtype
+    coder = BitsBackCoder(vae).fit()
+    data = coder.encode(X)
+    Y = coder.decode(data)
+    assert Y.dtype == dtype and np.array_equal(Y, X)
+    coder.save(tmp_path / "m.npz")
+    Z = BitsBackCoder.load(tmp_path / "m.npz").decode(data)
+    assert Z.dtype == dtype and np.array_equal(Z, X)

@@ -41,7 +41,10 @@ def add_subcommands(subparsers):
     p.add_argument("model", help=_MODEL_HELP)
     p.add_argument("input", help=".npy file (read as a memmap, chunk by chunk) or comma-separated text")
     p.add_argument("output", help="compressed file to write")
-    p.add_argument("--dtype", default="uint8", help="dtype of text input (default: uint8); .npy keeps its own")
+    p.add_argument("--dtype", default=None,
+                   help="dtype of headerless text input (default: the model's array dtype, else uint8); .npy keeps "
+                        "its own; a model fitted on a DataFrame reads a CSV with a header and the model's column "
+                        "types")
     p.add_argument("--chunk-size", type=int, default=None, help="rows per independent chunk")
     p.add_argument("--n-jobs", type=int, default=None, help="chunks coded in parallel (output is identical)")
     p.add_argument("--n-particles", type=int, default=None,
@@ -104,10 +107,42 @@ def _export_model(args):
     return 0
 
 
-def _read_input(path, dtype):
+def _read_input(path, dtype, coder):
     if path.endswith(".npy"):
         return np.load(path, mmap_mode="r")
+    schema = coder.schema_
+    if schema is not None and schema.from_frame:
+        return _read_table(path, schema)
+    if dtype is None:
+        dtype = schema.array_dtype if schema is not None and schema.array_dtype is not None else np.uint8
     return np.loadtxt(path, delimiter=",", dtype=np.dtype(dtype), ndmin=2)
+
+
+def _read_table(path, schema):
+    """A CSV file with a header as a DataFrame in the schema's column types."""
+    import pandas as pd
+
+    names = schema.column_names()
+    header = list(pd.read_csv(path, nrows=0).columns)
+    if header != [str(name) for name in names]:
+        raise ValueError(f"{path} has the columns {header}; the model was fitted on {names} (in this order)")
+    table = pd.read_csv(path, dtype=object, keep_default_na=True)
+    table.columns = names
+    for col in schema.columns:
+        values = table[col.name]
+        try:
+            if col.kind == "categorical":
+                # categories read back as the type they were fitted with (a CSV holds only text)
+                by_text = {str(c): c for c in col.categories}
+                values = values.map(lambda v: by_text.get(v, v) if isinstance(v, str) else v)
+                table[col.name] = pd.Categorical(values, dtype=col.dtype) \
+                    if isinstance(col.dtype, pd.CategoricalDtype) else values
+            else:
+                numbers = pd.to_numeric(values)
+                table[col.name] = numbers.astype(col.dtype) if col.dtype is not None else numbers
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"column {col.name!r} of {path} does not read as {col.dtype}: {exc}") from None
+    return table
 
 
 def _check_paths(args):
@@ -121,7 +156,7 @@ def _check_paths(args):
 def _compress(args):
     _check_paths(args)
     coder = _load_coder(args.model, chunk_size=args.chunk_size, n_jobs=args.n_jobs, n_particles=args.n_particles)
-    X = _read_input(args.input, args.dtype)
+    X = _read_input(args.input, args.dtype, coder)
     with _output(args.output, "wb") as f:
         coder._write(X, f)
     size = os.path.getsize(args.output)
@@ -138,7 +173,9 @@ def _decompress(args):
             raise ValueError(f"{args.input} is empty")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        if args.output.endswith(".npy"):
+        if coder.schema_ is not None:  # a table: decoded to its values and types in memory
+            _write_table(coder.decode(data), args.output)
+        elif args.output.endswith(".npy"):
             with _atomic_path(args.output) as temporary:
                 def allocate(shape, dtype):
                     return np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
@@ -157,6 +194,22 @@ def _decompress(args):
             pass
     print(f"{args.input} -> {args.output}")
     return 0
+
+
+def _write_table(X, path):
+    """A decoded table: a DataFrame as CSV with a header; an array as .npy or headerless text."""
+    if hasattr(X, "to_csv"):
+        if path.endswith(".npy"):
+            raise ValueError(f"the file holds a table with named columns; write it to a .csv file, not {path}")
+        with _output(path, "w") as f:
+            X.to_csv(f, index=False, lineterminator="\n")
+    elif path.endswith(".npy"):
+        with _output(path, "wb") as f:
+            np.save(f, X)
+    else:
+        fmt = "%.17g" if X.dtype.kind == "f" else "%d" if X.dtype.kind in "biu" else "%s"
+        with _output(path, "w") as f:
+            np.savetxt(f, X.astype(np.int64) if X.dtype.kind == "b" else X, fmt=fmt, delimiter=",")
 
 
 @contextlib.contextmanager
