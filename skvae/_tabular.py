@@ -286,9 +286,12 @@ class TableSchema:
         for j, col in enumerate(self.columns):
             values = A[:, j]
             if col.kind == "categorical":
-                values = col.categories[values.astype(np.int64)]
+                missing = np.isnan(values)  # a missing cell (decoded by the coder)
+                codes = np.where(missing, 0, values).astype(np.int64)
                 if isinstance(col.dtype, pd.CategoricalDtype):
-                    values = pd.Categorical(values, dtype=col.dtype)
+                    values = pd.Categorical.from_codes(np.where(missing, -1, codes), dtype=col.dtype)
+                else:
+                    values = np.where(missing, None, col.categories[codes])
             elif cast and col.dtype is not None:
                 values = _cast(values, col.dtype)
             decoded[col.name] = values
@@ -377,11 +380,22 @@ def _cast(values, dtype):
     """
     import pandas as pd
 
+    missing = np.isnan(values)
+    if missing.any() and isinstance(dtype, np.dtype):
+        # a numpy bool or integer column cannot hold a missing cell: pandas' own upcasts
+        if dtype.kind == "b":
+            return np.where(missing, None, values.astype(bool)).astype(object)
+        if dtype.kind in "iu":
+            return values
     if pd.api.types.is_bool_dtype(dtype):
+        if missing.any():  # pandas' nullable boolean
+            return pd.array(np.where(missing, None, values.astype(bool)).astype(object), dtype=dtype)
         values = values.astype(bool)
     elif pd.api.types.is_integer_dtype(dtype):
         info = np.iinfo(dtype.numpy_dtype if hasattr(dtype, "numpy_dtype") else dtype)
-        values = np.clip(values, info.min, min(info.max, 2.0 ** 63 - 1024)).astype(info.dtype)
+        values = np.clip(values, info.min, min(info.max, 2.0 ** 63 - 1024))
+        if not missing.any():
+            values = values.astype(info.dtype)  # else pd.array turns NaN into NA
     if isinstance(dtype, np.dtype):
         return values.astype(dtype)
     return pd.array(values, dtype=dtype)

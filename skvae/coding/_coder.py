@@ -41,7 +41,7 @@ from .._validation import _check_int, _check_real
 from ._bitsback import ChunkCodec
 from ._container import PARAM_NAMES
 from ._container import parse, write_chunk, write_preamble, write_trailer
-from ._entropy_models import LatentGrid, column_model_for
+from ._entropy_models import MISSING_PRECISION, LatentGrid, column_model_for
 from ._fixed_point import ARITHMETIC_VERSION, PortableModel
 from ._model_file import read_model_file, write_model_file
 from ._index import index_from_json, index_to_json
@@ -332,9 +332,9 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         """The validated n_particles (of the coder, or ``value``)."""
         return _checked_particles(self.n_particles if value is None else value)
 
-    def _codec(self, params, grid=None, n_particles=None):
+    def _codec(self, params, grid=None, n_particles=None, missing=None):
         columns = column_model_for(self.model_.likelihood, self.n_features_in_,
-                                   params["likelihood_precision"], grid)
+                                   params["likelihood_precision"], grid, missing)
         grid = LatentGrid(params["latent_precision"], params["latent_clip"])
         k = self._check_particles(n_particles)
         return ChunkCodec(self.model_, columns, grid, params["block_size"], k)
@@ -384,13 +384,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             X = self._check_shape(X.toarray() if sp.issparse(X) else X)
         codes = self.schema_.encode(X)
         missing = np.isnan(codes)
-        if missing.any():
-            i, j = (int(v) for v in np.argwhere(missing)[0])
-            raise ValueError(f"column {names[j]!r} has a missing value (NaN) in row {i}; BitsBackCoder does not code "
-                             f"missing cells yet: fill them (the estimator's impute) or drop those rows")
+        codes[missing] = np.nan  # one NaN bit pattern, the one decoding restores
         self.model_.likelihood.check_support(codes, column_names=names)  # before narrowing the dtype
-        if _real_column_indices(self.model_.likelihood, self.n_features_in_):
-            return codes  # real-valued columns keep float64
+        if missing.any() or _real_column_indices(self.model_.likelihood, self.n_features_in_):
+            return codes  # missing cells and real-valued columns keep float64
         low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
         return codes.astype(np.result_type(np.min_scalar_type(low), np.min_scalar_type(high)))
 
@@ -413,7 +410,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         grid = self._grid(X)
         ranges = measure_integer_ranges(X, _integer_column_ranges(self.model_.likelihood, self.n_features_in_),
                                         self._column_names() or list(range(self.n_features_in_)))
-        codec = self._codec(params, _column_grids(grid, ranges))
+        missing = _missing_rates(X) if self.schema_ is not None else None
+        codec = self._codec(params, _column_grids(grid, ranges), missing=missing)
         columns = codec.columns
         n_rows = X.shape[0]
         n_chunks = -(-n_rows // params["chunk_size"])
@@ -426,6 +424,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "params": params,
             "grid": grid,
             "integer_ranges": ranges,  # absent: every integer column within its range seen in fit
+            "missing": missing,  # absent: no missing cells
             "n_particles": codec.n_particles if codec.n_particles > 1 else None,  # absent: k = 1
             "sparse": sparse_class,  # absent: a dense array
             "index": index,  # absent: not a DataFrame, or its index is 0 .. n-1
@@ -499,7 +498,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"corrupted bits-back file: bad n_particles ({exc})") from None
         try:
-            codec = self._codec(params, _column_grids(header.get("grid"), header.get("integer_ranges")), k)
+            codec = self._codec(params, _column_grids(header.get("grid"), header.get("integer_ranges")), k,
+                                _checked_missing(header.get("missing")))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
         # the fingerprint covers the model, its column schema and the parameters
@@ -650,7 +650,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = self._checked_array(X)
         header, chunks, _ = parse(data)
         payload = 32 * sum(len(c.words) for c in chunks)
-        codec = self._codec(header["params"], _column_grids(header.get("grid"), header.get("integer_ranges")))
+        codec = self._codec(header["params"], _column_grids(header.get("grid"), header.get("integer_ranges")),
+                            missing=header.get("missing"))
         overhead = 0.0
         for start in range(0, X.shape[0], self.chunk_size):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))
@@ -777,6 +778,24 @@ def _integer_column_ranges(likelihood, n_features):
     parts = getattr(likelihood, "parts", None) or [(likelihood, range(n_features))]
     return {int(c): (part.low[i], part.high[i]) for part, cols in parts if part.name == "integer"
             for i, c in enumerate(cols)}
+
+
+def _missing_rates(X):
+    """``{str(j): q}``: each column's share of missing cells in X, in units of 2**-16 within (0, 1), or None."""
+    X = np.asarray(X)
+    if X.dtype.kind != "f" or not len(X):
+        return None
+    counts = np.isnan(X).sum(axis=0)
+    scale = 1 << MISSING_PRECISION
+    rates = {str(j): int(min(max(round(scale * int(c) / len(X)), 1), scale - 1))
+             for j, c in enumerate(counts) if c}
+    return rates or None
+
+
+def _checked_missing(missing):
+    if missing is not None and not isinstance(missing, dict):
+        raise ValueError("corrupted bits-back file: bad missing rates")
+    return missing
 
 
 def _column_grids(grid, ranges):

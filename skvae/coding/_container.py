@@ -15,8 +15,9 @@ Layout, all integers little-endian::
                  "k" the number of importance samples (only when above 1),
                  "r" the ranges of integer columns whose values leave the
                  range seen in fit, "m" the scipy.sparse class of sparse
-                 input, "i" a DataFrame's index unless it is 0 .. n-1 (each
-                 only when present); the number of chunks follows from shape
+                 input, "i" a DataFrame's index unless it is 0 .. n-1, "n"
+                 the missing rates of a table's columns (each only when
+                 present); the number of chunks follows from shape
                  and chunk size
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
@@ -62,7 +63,8 @@ _MAX_HEADER = 1 << 20
 PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "likelihood_precision")
 # header field -> its key in the file
 HEADER_KEYS = {"arithmetic": "a", "constriction_version": "c", "dtype": "d", "fingerprint": "f", "grid": "g",
-               "index": "i", "integer_ranges": "r", "n_particles": "k", "params": "p", "shape": "s", "sparse": "m"}
+               "index": "i", "integer_ranges": "r", "missing": "n", "n_particles": "k", "params": "p", "shape": "s",
+               "sparse": "m"}
 
 
 def write_preamble(stream, header):

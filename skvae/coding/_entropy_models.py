@@ -33,6 +33,8 @@ from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian,
 from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp, fixed_log2, table_log2
 from ._quantization import MAX_INTEGER_VALUES, MAX_STEPS, decimal_values
 
+MISSING_PRECISION = 16  # missing rates of table columns are multiples of 2**-16
+
 __all__ = ["LatentGrid", "BinnedDistribution", "ColumnModel", "BernoulliColumns", "column_model_for",
            "register_column_model"]
 
@@ -49,6 +51,15 @@ def _categorical():
 def _cheapest_code_bits(n_symbols, floor=2.0 ** -_CONSTRICTION_BITS):
     """-log2 of the largest probability a model over ``n_symbols`` symbols can give one of them."""
     return -math.log2(1.0 - (n_symbols - 1) * floor) if n_symbols > 1 else 0.0
+
+
+def _rows(observed, j, n):
+    """The rows whose column ``j`` is observed: all (a slice, no copies) when ``observed`` is None."""
+    return slice(None) if observed is None else np.flatnonzero(observed[:, j])
+
+
+def _some(rows):
+    return isinstance(rows, slice) or len(rows) > 0
 
 
 class BinnedDistribution:
@@ -101,7 +112,7 @@ class BinnedDistribution:
         else:
             cdf[first <= -0.5, 0] = 0.0
             rows = np.flatnonzero(first + count * width >= top)
-            if len(rows):
+            if _some(rows):
                 reach = np.ceil((top - first[rows]) / width)  # index of the first edge at or above the top
                 cdf[rows] = np.where(np.arange(count + 1)[None, :] >= reach[:, None], 1.0, cdf[rows])
         np.subtract(cdf[:, 1:], cdf[:, :-1], out=out)
@@ -269,16 +280,20 @@ class ColumnModel:
         """The row values the encoder sees for these symbols (float64)."""
         return self.restore(symbols, np.float64)
 
-    def push(self, coder, symbols, params):
-        """Encode the symbols (n, n_features) under p(x | decoder output ``params``)."""
+    def push(self, coder, symbols, params, observed=None):
+        """Encode the symbols (n, n_features) under p(x | decoder output ``params``).
+
+        ``observed`` (bool, like ``symbols``), when given, selects the entries
+        to code; the others (missing cells of a table) are skipped.
+        """
         raise NotImplementedError
 
-    def pop(self, coder, params):
-        """Decode (n, n_features) symbols under p(x | decoder output ``params``)."""
+    def pop(self, coder, params, observed=None):
+        """Decode (n, n_features) symbols under p(x | decoder output ``params``) (-1 where not ``observed``)."""
         raise NotImplementedError
 
-    def log2_probs(self, symbols, params):
-        """Fixed-point log2 p(x | params) per row (int64), the same on every platform."""
+    def log2_probs(self, symbols, params, observed=None):
+        """Fixed-point log2 p(x | params) per row (int64) of the ``observed`` entries, the same on every platform."""
         raise NotImplementedError
 
     def restore(self, symbols, dtype):
@@ -306,16 +321,28 @@ class BernoulliColumns(ColumnModel):
     def min_bits_per_row(self):
         return self.n_features * _cheapest_code_bits(2, 2.0 ** -self.precision)
 
-    def push(self, coder, symbols, params):
-        coder.encode_reverse(symbols.ravel(), constriction.stream.model.Bernoulli(perfect=False),
-                             self._probs(params))
+    def push(self, coder, symbols, params, observed=None):
+        symbols, probs = symbols.ravel(), self._probs(params)
+        if observed is not None:
+            keep = observed.ravel()
+            symbols, probs = np.ascontiguousarray(symbols[keep]), np.ascontiguousarray(probs[keep])
+        if len(symbols):
+            coder.encode_reverse(symbols, constriction.stream.model.Bernoulli(perfect=False), probs)
 
-    def log2_probs(self, symbols, params):
+    def log2_probs(self, symbols, params, observed=None):
         p1 = self._probs(params).reshape(symbols.shape)
-        return fixed_log2(np.where(symbols == 1, p1, 1.0 - p1)).sum(axis=1)  # 1 - p1 exact: a 2**-precision grid
+        terms = fixed_log2(np.where(symbols == 1, p1, 1.0 - p1))  # 1 - p1 exact: a 2**-precision grid
+        return (terms if observed is None else np.where(observed, terms, 0)).sum(axis=1)
 
-    def pop(self, coder, params):
-        flat = coder.decode(constriction.stream.model.Bernoulli(perfect=False), self._probs(params))
+    def pop(self, coder, params, observed=None):
+        probs = self._probs(params)
+        model = constriction.stream.model.Bernoulli(perfect=False)
+        if observed is None:
+            return coder.decode(model, probs).reshape(-1, self.n_features)
+        keep = observed.ravel()
+        flat = np.full(len(probs), -1, dtype=np.int32)
+        if keep.any():
+            flat[keep] = coder.decode(model, np.ascontiguousarray(probs[keep]))
         return flat.reshape(-1, self.n_features)
 
 
@@ -331,17 +358,27 @@ class CategoricalColumns(ColumnModel):
         weights = exp(logits - logits.max(axis=2, keepdims=True)) + _FLOOR  # exact; constriction normalizes
         return [np.ascontiguousarray(weights[:, j, :k]) for j, k in enumerate(likelihood.n_categories)]
 
-    def push(self, coder, symbols, params):
+    def push(self, coder, symbols, params, observed=None):
         for j, table in reversed(list(enumerate(self._column_tables(params)))):
-            coder.encode_reverse(np.ascontiguousarray(symbols[:, j]), _categorical(), table)
+            rows = _rows(observed, j, len(symbols))
+            if _some(rows):
+                coder.encode_reverse(np.ascontiguousarray(symbols[rows, j]), _categorical(),
+                                     np.ascontiguousarray(table[rows]))
 
-    def pop(self, coder, params):
-        return np.stack([coder.decode(_categorical(), table) for table in self._column_tables(params)], axis=1)
+    def pop(self, coder, params, observed=None):
+        tables = self._column_tables(params)
+        out = np.full((len(params), self.n_features), -1, dtype=np.int32)
+        for j, table in enumerate(tables):
+            rows = _rows(observed, j, len(params))
+            if _some(rows):
+                out[rows, j] = coder.decode(_categorical(), np.ascontiguousarray(table[rows]))
+        return out
 
-    def log2_probs(self, symbols, params):
+    def log2_probs(self, symbols, params, observed=None):
         total = np.zeros(len(symbols), dtype=np.int64)
         for j, table in enumerate(self._column_tables(params)):
-            total += table_log2(table, symbols[:, j])
+            rows = _rows(observed, j, len(symbols))
+            total[rows] += table_log2(table[rows], symbols[rows, j])
         return total
 
     def min_bits_per_row(self):
@@ -359,24 +396,31 @@ class _BinnedColumns(ColumnModel):
     units).
     """
 
-    def push(self, coder, symbols, params):
+    def push(self, coder, symbols, params, observed=None):
         loc, scale = self._locations(params)
         for j in reversed(range(self.n_features)):
-            self._laws[j].push(coder, symbols[:, j].astype(np.int64), loc[:, j], scale[:, j])
+            rows = _rows(observed, j, len(symbols))
+            if _some(rows):
+                self._laws[j].push(coder, symbols[rows, j].astype(np.int64), loc[rows, j], scale[rows, j])
 
-    def pop(self, coder, params):
+    def pop(self, coder, params, observed=None):
         loc, scale = self._locations(params)
-        return np.stack([law.pop(coder, loc[:, j], scale[:, j]) for j, law in enumerate(self._laws)],
-                        axis=1).astype(np.int32)
+        out = np.full((len(params), self.n_features), -1, dtype=np.int32)
+        for j, law in enumerate(self._laws):
+            rows = _rows(observed, j, len(params))
+            if _some(rows):
+                out[rows, j] = law.pop(coder, loc[rows, j], scale[rows, j])
+        return out
 
     def min_bits_per_row(self):
         return sum(law.min_bits() for law in self._laws)
 
-    def log2_probs(self, symbols, params):
+    def log2_probs(self, symbols, params, observed=None):
         loc, scale = self._locations(params)
         total = np.zeros(len(symbols), dtype=np.int64)
         for j, law in enumerate(self._laws):
-            total += law.log2_prob(symbols[:, j].astype(np.int64), loc[:, j], scale[:, j])
+            rows = _rows(observed, j, len(symbols))
+            total[rows] += law.log2_prob(symbols[rows, j].astype(np.int64), loc[rows, j], scale[rows, j])
         return total
 
 
@@ -498,11 +542,19 @@ class QuantizedGaussianColumns(_BinnedColumns):
 
 
 class MixedColumns(ColumnModel):
-    """Per-part column models of a :class:`~skvae.likelihoods.Mixed` likelihood."""
+    """Per-part column models of a :class:`~skvae.likelihoods.Mixed` likelihood, with missing cells.
+
+    ``missing`` (``{'j': q}``, measured on the file and stored in it) lists
+    the columns that have missing cells, each with its missing rate ``q``
+    in units of ``2**-MISSING_PRECISION``. A missing cell has symbol -1 and
+    value NaN; its value is not coded. The 0/1 missingness of those columns
+    is coded per row under Bernoulli(q) after the values, so decoding pops it
+    first and then only the observed values.
+    """
 
     kind = "mixed"
 
-    def __init__(self, likelihood, n_features, precision, grid=None):
+    def __init__(self, likelihood, n_features, precision, grid=None, missing=None):
         super().__init__(likelihood, n_features, precision)
         self.parts = []
         for (part, cols), sl in zip(likelihood.parts, likelihood._param_slices):
@@ -512,45 +564,107 @@ class MixedColumns(ColumnModel):
                 raise ValueError(f"columns {list(cols)} are real-valued (Gaussian) and have no lossless code "
                                  f"without a grid: give BitsBackCoder(quantization='auto') or quantization=step")
             self.parts.append((column_model_for(part, len(cols), precision, part_grid), np.asarray(cols), sl))
+        self.missing = {str(int(j)): int(q) for j, q in (missing or {}).items()}
+        if not all(0 <= int(j) < n_features and 0 < q < 1 << MISSING_PRECISION for j, q in self.missing.items()):
+            raise ValueError(f"bad missing rates {missing!r}")
+        self._mask_columns = np.array(sorted(int(j) for j in self.missing), dtype=np.int64)
+        self._mask_probs = np.array([self.missing[str(j)] for j in self._mask_columns], dtype=np.float64) \
+            / (1 << MISSING_PRECISION)  # exact: multiples of 2**-16
 
     def schema(self):
-        return [{**entry, "columns": cols.tolist()} for model, cols, _ in self.parts for entry in model.schema()]
+        entries = [{**entry, "columns": cols.tolist()} for model, cols, _ in self.parts for entry in model.schema()]
+        if self.missing:  # only then: files of complete tables keep their fingerprints
+            entries.append({"kind": "missing", "rates": self.missing})
+        return entries
+
+    def _filled(self, X):
+        """X with missing cells set to each part's value of symbol 0 (so the parts see valid values)."""
+        X = np.asarray(X)
+        missing = np.isnan(X) if X.dtype.kind == "f" else np.zeros(X.shape, dtype=bool)
+        if not missing.any():
+            return X, missing
+        X = X.copy()
+        for model, cols, _ in self.parts:
+            fill = model.restore(np.zeros((1, len(cols)), dtype=np.int32), np.float64)
+            X[:, cols] = np.where(missing[:, cols], fill, X[:, cols])
+        return X, missing
 
     def check(self, X, column_names=None):
-        X = np.asarray(X)
+        X, missing = self._filled(X)
+        allowed = np.zeros(self.n_features, dtype=bool)
+        allowed[self._mask_columns] = True
+        bad = missing & ~allowed
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"column {column_names[j] if column_names is not None else j!r} has a missing "
+                             f"value in row {i}, which this file does not code")
         for model, cols, _ in self.parts:
             model.check(X[:, cols], column_names=None if column_names is None else [column_names[c] for c in cols])
 
     def symbols(self, X):
-        X = np.asarray(X)
+        X, missing = self._filled(X)
         out = np.empty(X.shape, dtype=np.int32)
         for model, cols, _ in self.parts:
             out[:, cols] = model.symbols(X[:, cols])
+        if missing.any():
+            out[missing] = -1
         return out
 
     def restore(self, symbols, dtype):
+        missing = symbols < 0
+        if missing.any() and np.dtype(dtype).kind != "f":
+            raise ValueError("corrupted data: a missing cell in a table stored without them")
+        symbols = np.where(missing, 0, symbols)
         out = np.empty(symbols.shape, dtype=dtype)
         for model, cols, _ in self.parts:
             out[:, cols] = model.restore(symbols[:, cols], dtype)
+        if missing.any():
+            out[missing] = np.nan
         return out
 
+    def _observed(self, symbols):
+        return None if not self.missing else symbols >= 0
+
+    def _mask_model(self, n):
+        return constriction.stream.model.Bernoulli(perfect=False), np.tile(self._mask_probs, n)
+
     def push(self, coder, symbols, params):
+        observed = self._observed(symbols)
         for model, cols, sl in self.parts:
-            model.push(coder, np.ascontiguousarray(symbols[:, cols]), params[:, sl])
+            model.push(coder, np.ascontiguousarray(symbols[:, cols]), params[:, sl],
+                       None if observed is None else np.ascontiguousarray(observed[:, cols]))
+        if observed is not None and len(symbols):  # pushed last: popped first, before the values
+            model, probs = self._mask_model(len(symbols))
+            coder.encode_reverse((~observed[:, self._mask_columns]).astype(np.int32).ravel(), model, probs)
 
     def pop(self, coder, params):
-        out = np.empty((params.shape[0], self.n_features), dtype=np.int32)
+        n = params.shape[0]
+        observed = None
+        if self.missing and n:
+            model, probs = self._mask_model(n)
+            observed = np.ones((n, self.n_features), dtype=bool)
+            observed[:, self._mask_columns] = coder.decode(model, probs).reshape(n, -1) == 0
+        out = np.empty((n, self.n_features), dtype=np.int32)
         for model, cols, sl in reversed(self.parts):  # a stack: last pushed, first popped
-            out[:, cols] = model.pop(coder, params[:, sl])
+            out[:, cols] = model.pop(coder, params[:, sl],
+                                     None if observed is None else np.ascontiguousarray(observed[:, cols]))
         return out
 
     def min_bits_per_row(self):
-        return sum(model.min_bits_per_row() for model, _, _ in self.parts)
+        # a part with a column that may be missing may cost nothing; each mask bit costs at least this
+        total = sum(model.min_bits_per_row() for model, cols, _ in self.parts
+                    if not np.isin(cols, self._mask_columns).any())
+        return total + sum(_cheapest_code_bits(2, min(p, 1.0 - p)) for p in self._mask_probs)
 
     def log2_probs(self, symbols, params):
+        observed = self._observed(symbols)
         total = np.zeros(len(symbols), dtype=np.int64)
         for model, cols, sl in self.parts:
-            total += model.log2_probs(np.ascontiguousarray(symbols[:, cols]), params[:, sl])
+            total += model.log2_probs(np.ascontiguousarray(symbols[:, cols]), params[:, sl],
+                                      None if observed is None else observed[:, cols])
+        if observed is not None:
+            p = np.broadcast_to(self._mask_probs, (len(symbols), len(self._mask_probs)))
+            total += fixed_log2(np.where(observed[:, self._mask_columns], 1.0 - p, p)).sum(axis=1)
         return total
 
 
@@ -563,14 +677,20 @@ def register_column_model(likelihood_class, column_model_class):
     _COLUMN_MODELS[likelihood_class] = column_model_class
 
 
-def column_model_for(likelihood, n_features, precision, grid=None):
+def column_model_for(likelihood, n_features, precision, grid=None, missing=None):
     """The :class:`ColumnModel` for a fitted likelihood object, or a clear ValueError.
 
     ``grid`` gives the quantization of real-valued columns (see
-    :class:`QuantizedGaussianColumns`), keyed by column index as a string.
+    :class:`QuantizedGaussianColumns`) and the stored ranges of integer
+    columns, keyed by column index as a string; ``missing`` the missing rates
+    of a table's columns (see :class:`MixedColumns`).
     """
+    if missing and not isinstance(likelihood, Mixed):
+        raise ValueError("only tables (a column schema) can have missing cells")
     for cls in type(likelihood).__mro__:
         if cls in _COLUMN_MODELS:
+            if missing:
+                return _COLUMN_MODELS[cls](likelihood, n_features, precision, grid, missing=missing)
             return _COLUMN_MODELS[cls](likelihood, n_features, precision, grid)
     supported = sorted(c.name or c.__name__ for c in _COLUMN_MODELS)
     raise ValueError(

@@ -61,7 +61,8 @@ LATENT_BOUND = 32 * 2 ** LATENT_SCALE_BITS   # latent_clip <= 20, rounded up to 
 
 # encoder input formats: (scale bits F, clip in real units) per preprocessing kind; the affine clip is
 # skvae.modules.AFFINE_INPUT_CLIP, the float encoder's (not imported: decoding needs no torch)
-_INPUT_FORMATS = {"binary": (0, 1.0), "onehot": (0, 1.0), "affine": (16, 32.0), "real": (8, 2.0 ** 20)}
+_INPUT_FORMATS = {"binary": (0, 1.0), "onehot": (0, 1.0), "affine": (16, 32.0), "real": (8, 2.0 ** 20),
+                  "mask": (0, 1.0)}
 
 
 # -- likelihoods as JSON -----------------------------------------------------------
@@ -139,12 +140,12 @@ def _input_parts(preprocess, likelihood, n_features):
         raise ValueError(f"BitsBackCoder cannot code a model whose encoder preprocesses with "
                          f"{type(module).__name__}")
 
-    if getattr(preprocess, "mask_channels", False):
-        raise ValueError("BitsBackCoder cannot code a model trained on rows with missing cells (NaN) yet (its encoder "
-                         "also sees the missingness mask); fit the estimator on complete rows")
     if isinstance(preprocess, ColumnwiseInput):
-        return [part(module, getattr(preprocess, f"columns_{i}").tolist())
-                for i, module in enumerate(preprocess.parts)]
+        parts = [part(module, getattr(preprocess, f"columns_{i}").tolist())
+                 for i, module in enumerate(preprocess.parts)]
+        if preprocess.mask_channels:  # a table fitted with missing cells: 0/1 missingness of every column
+            parts.append(["mask", list(range(n_features)), None])
+        return parts
     return [part(preprocess, list(range(n_features)))]
 
 
@@ -326,10 +327,14 @@ class PortableModel:
         blocks = []
         for kind, columns, extra in self.inputs:
             values = x if columns == list(range(x.shape[1])) else x[:, columns]
-            if kind == "binary":  # 0/1 already: exact integers
-                blocks.append(values)
+            missing = np.isnan(values)  # a missing cell (tables) feeds zeros, as in the float encoder
+            if kind == "mask":
+                blocks.append(missing.astype(np.float64))
                 continue
-            if kind == "onehot":
+            if kind == "binary":  # 0/1 already: exact integers
+                blocks.append(np.where(missing, 0.0, values))
+                continue
+            if kind == "onehot":  # NaN equals no category
                 for j, k in enumerate(extra):
                     blocks.append((values[:, j:j + 1] == np.arange(k)[None, :]).astype(np.float64))
                 continue
@@ -337,7 +342,8 @@ class PortableModel:
                 center, half = (np.asarray(e, dtype=np.float64) for e in extra)
                 values = (values - center) / half
             bits, clip = _INPUT_FORMATS[kind]
-            blocks.append(np.clip(np.rint(np.ldexp(values, bits)), -clip * 2 ** bits, clip * 2 ** bits))
+            values = np.clip(np.rint(np.ldexp(values, bits)), -clip * 2 ** bits, clip * 2 ** bits)
+            blocks.append(np.where(missing, 0.0, values))
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
     @staticmethod

@@ -98,6 +98,7 @@ def measure_grid(X, columns, names, quantization):
         values = np.asarray(X[:, j])
         if values.dtype.kind != "f":
             values = values.astype(np.float64)
+        values = values[~np.isnan(values)]  # missing cells are not coded
         if step == "auto":
             step = _decimal_step(values, names[j])
         k, exact = _on_grid(values, step)
@@ -119,6 +120,7 @@ def measure_integer_ranges(X, integer_columns, names):
     ranges = {}
     for j, (low, high) in integer_columns.items():
         values = np.asarray(X[:, j], dtype=np.float64)
+        values = values[~np.isnan(values)]  # missing cells are not coded
         if not len(values):
             continue
         lo, hi = min(float(low), float(values.min())), max(float(high), float(values.max()))
