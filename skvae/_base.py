@@ -6,14 +6,15 @@ inverse_transform). Training itself happens in a private skorch net built in
 ``fit``; a subclass picks the net class and adds its own net arguments.
 """
 
+import inspect
 import math
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin, clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -61,6 +62,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        teacher=None,
+        n_teacher_samples=10,
     ):
         self.latent_dim = latent_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -83,6 +86,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.teacher = teacher
+        self.n_teacher_samples = n_teacher_samples
 
     # -- validation ---------------------------------------------------------
 
@@ -256,7 +261,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             self._rng_state_ = {"cpu": torch.get_rng_state(),
                                 "cuda": None if cuda is None else torch.cuda.get_rng_state(cuda)}
 
-    def _train(self, X, epochs, holdout=True):
+    def _train(self, X, epochs, holdout=True, schema=None):
         """Validate, (re)build the net when needed, and train ``epochs`` epochs.
 
         With ``early_stopping`` (and ``holdout``: not in ``partial_fit``) a
@@ -264,7 +269,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         and the best epoch's weights are kept.
         """
         continuing = hasattr(self, "net_")
-        X, likelihood = self._validate_X(X, reset=not continuing)
+        X, likelihood = self._validate_X(X, reset=not continuing, schema=schema)
         stopper = None
         if holdout and self.early_stopping:
             X, X_valid = self._split_validation(X)
@@ -332,7 +337,56 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """
         if not (self.warm_start and hasattr(self, "net_")):
             self._reset()
-        return self._train(X, self.max_epochs)
+        X, schema = self._training_rows(X)
+        return self._train(X, self.max_epochs, schema=schema)
+
+    def _training_rows(self, X):
+        """The rows ``fit`` trains on, and the column schema to use (None: infer it as usual).
+
+        Without a teacher, X itself. With one, ``n_teacher_samples * len(X)``
+        rows drawn from it (the teacher cloned and fitted on X unless it is
+        already fitted); the schema is inferred from the real X, whose column
+        types the draws must fit.
+        """
+        if self.teacher is None:
+            return X, None
+        if not callable(getattr(self.teacher, "sample", None)):
+            raise TypeError(f"teacher must be a density estimator with a sample method (e.g. GaussianMixture, "
+                            f"KernelDensity or a fitted skvae model), got {type(self.teacher).__name__}")
+        _check_real(self.n_teacher_samples, "n_teacher_samples", low=0.0, low_open=True)
+        n_rows = _num_samples(X)
+        n_draws = max(1, int(round(self.n_teacher_samples * n_rows)))
+        if n_draws > _MAX_TEACHER_ROWS:
+            raise ValueError(f"n_teacher_samples={self.n_teacher_samples} asks for {n_draws:,} rows, more than "
+                             f"{_MAX_TEACHER_ROWS:,}")
+        seed = np.random.SeedSequence(seed_from(self.random_state)).generate_state(2)
+        teacher = self.teacher
+        if not _is_fitted(teacher):
+            teacher = clone(teacher)
+            if "random_state" in teacher.get_params() and teacher.get_params()["random_state"] is None:
+                teacher.set_params(random_state=int(seed[0]))  # reproducible under this random_state
+            teacher.fit(X)
+        self.teacher_ = teacher
+        draws = _draw(teacher, n_draws, int(seed[1]))
+        table = self._uses_schema() and not is_binary_array(X)
+        schema = TableSchema.infer(X, self.likelihood) if table else None
+        if hasattr(X, "columns"):
+            import pandas as pd
+
+            draws = draws if hasattr(draws, "columns") else pd.DataFrame(np.asarray(draws), columns=X.columns)
+        try:
+            if table:
+                schema.likelihood().check_support(schema.encode(draws), column_names=schema.column_names())
+            elif self._uses_schema():
+                if not is_binary_array(draws):
+                    raise ValueError("X is 0/1, so the draws must be 0/1 too")
+            else:
+                get_likelihood(self.likelihood).check_support(np.asarray(draws))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the teacher's samples are not in the data's support ({exc}); a teacher must "
+                             f"emit values of X's kind (0/1 rows for 0/1 data, integers in integer columns, "
+                             f"known categories), e.g. another skvae model") from None
+        return draws, schema
 
     def partial_fit(self, X, y=None):
         """Train for one epoch over X, initializing the model on the first call.
@@ -350,7 +404,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         return self._train(X, 1, holdout=False)
 
     def _reset(self):
-        for name in ("net_", "history_", "likelihood_", "schema_", "_input_dtype_", "_rng_state_",
+        for name in ("net_", "history_", "likelihood_", "schema_", "_input_dtype_", "_rng_state_", "teacher_",
                      "n_features_in_", "feature_names_in_", "best_validation_score_", "_validation_split_"):
             if hasattr(self, name):
                 delattr(self, name)
@@ -589,6 +643,35 @@ def _check_n_eval_samples(value):
 
 _MAX_EVAL_SAMPLES = 1 << 20  # importance samples per row; the bound's gain is long flat by then
 _MAX_WEIGHTS = 2 ** 31  # beyond this a network is a typo, not a model: refuse it before torch allocates
+_MAX_TEACHER_ROWS = 1 << 26
+
+
+def _num_samples(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
+def _draw(teacher, n_rows, seed):
+    """``n_rows`` rows from a teacher's ``sample``, seeded when it takes a ``random_state``.
+
+    scikit-learn's mixtures return ``(X, labels)``; only X is kept.
+    """
+    if "random_state" in inspect.signature(teacher.sample).parameters:
+        draws = teacher.sample(n_rows, random_state=seed)
+    else:
+        draws = teacher.sample(n_rows)
+    if isinstance(draws, tuple):
+        draws = draws[0]
+    if _num_samples(draws) != n_rows:
+        raise ValueError(f"the teacher's sample({n_rows}) returned {_num_samples(draws)} rows")
+    return draws
 
 
 def _check_callbacks(callbacks):

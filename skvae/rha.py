@@ -316,6 +316,8 @@ class ReverseHalfAsleep(BaseVAE):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        teacher=None,
+        n_teacher_samples=10,
         alpha=0.5,
         latent_source="prior",
         mode="joint",
@@ -343,6 +345,8 @@ class ReverseHalfAsleep(BaseVAE):
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             tol=tol,
+            teacher=teacher,
+            n_teacher_samples=n_teacher_samples,
         )
         self.alpha = alpha
         self.latent_source = latent_source
@@ -444,7 +448,7 @@ class ReverseHalfAsleep(BaseVAE):
             return "joint"
         return "vae" if self._vae_epochs_left() > 0 else "rha"
 
-    def _train(self, X, epochs, phase=None, holdout=True):
+    def _train(self, X, epochs, phase=None, holdout=True, schema=None):
         self._check_params()
         phase = self._next_phase() if phase is None else phase
         self._phase = phase
@@ -455,7 +459,7 @@ class ReverseHalfAsleep(BaseVAE):
             if phase == "rha" and net.phase != "rha":
                 net.reset_encoder_optimizer()  # the encoder-only phase starts afresh
             net.alpha, net.latent_source, net.phase = self.alpha, self.latent_source, phase
-        return super()._train(X, epochs, holdout=holdout)
+        return super()._train(X, epochs, holdout=holdout, schema=schema)
 
     def _init_from_pretrained(self, X):
         """Build the net and load the weights copied by :meth:`from_estimator`."""
@@ -493,12 +497,13 @@ class ReverseHalfAsleep(BaseVAE):
         self._check_params()
         if not (self.warm_start and hasattr(self, "net_")):
             self._reset()
+        X, schema = self._training_rows(X)
         if self.mode == "joint":
-            return self._train(X, self.max_epochs, "joint")
+            return self._train(X, self.max_epochs, "joint", schema=schema)
         vae_epochs = self._vae_epochs_left()
         if vae_epochs:
-            self._train(X, vae_epochs, "vae")
-        return self._train(X, self.rha_epochs, "rha")
+            self._train(X, vae_epochs, "vae", schema=schema)
+        return self._train(X, self.rha_epochs, "rha", schema=schema)
 
     def partial_fit(self, X, y=None):
         """Train for one epoch of the schedule, initializing the model on the first call.

@@ -555,6 +555,8 @@ class WeightedSelfAugmentation(BaseVAE):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        teacher=None,
+        n_teacher_samples=10,
         n_augment=1,
         warmup_epochs=50,
         weight_clip=1000.0,
@@ -591,6 +593,8 @@ class WeightedSelfAugmentation(BaseVAE):
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             tol=tol,
+            teacher=teacher,
+            n_teacher_samples=n_teacher_samples,
         )
         self.n_augment = n_augment
         self.warmup_epochs = warmup_epochs

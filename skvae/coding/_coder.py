@@ -725,6 +725,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
         tags.input_tags.sparse = True  # coded as the dense array, decoded to the same sparse class
+        estimator = self.estimator
+        if estimator is None:  # VAEDensityEstimator(): 'auto'
+            tags.input_tags.allow_nan = True
+        elif hasattr(estimator, "__sklearn_tags__"):  # a table model's missing cells are coded too
+            tags.input_tags.allow_nan = estimator.__sklearn_tags__().input_tags.allow_nan
         return tags
 
 
