@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin, clone
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -22,7 +22,7 @@ from ._net import ELBOLoss, TrainingDiverged, VAENet, eval_mode
 from .callbacks import EpochProgressBar, ValidationStopping
 from ._rng import cuda_index, seed_from
 from ._tabular import TableSchema, is_binary_array
-from ._validation import _check_int, _check_real, check_layer_sizes
+from ._validation import _check_int, _check_real, check_layer_sizes, is_fitted
 from .likelihoods import get_likelihood
 from .modules import VAEModule
 
@@ -361,7 +361,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
                              f"{_MAX_TEACHER_ROWS:,}")
         seed = np.random.SeedSequence(seed_from(self.random_state)).generate_state(2)
         teacher = self.teacher
-        if not _is_fitted(teacher):
+        if not is_fitted(teacher):
             teacher = clone(teacher)
             if "random_state" in teacher.get_params() and teacher.get_params()["random_state"] is None:
                 teacher.set_params(random_state=int(seed[0]))  # reproducible under this random_state
@@ -648,14 +648,6 @@ _MAX_TEACHER_ROWS = 1 << 26
 
 def _num_samples(X):
     return X.shape[0] if hasattr(X, "shape") else len(X)
-
-
-def _is_fitted(estimator):
-    try:
-        check_is_fitted(estimator)
-    except (NotFittedError, TypeError):
-        return False
-    return True
 
 
 def _draw(teacher, n_rows, seed):

@@ -7,6 +7,18 @@ one out of range, naming the parameter, the way scikit-learn's checks do.
 import numbers
 
 
+def is_fitted(estimator):
+    """Whether scikit-learn's ``check_is_fitted`` passes (False for an unfitted or non-estimator object)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
 def check_layer_sizes(sizes, name):
     """Hidden layer widths as a tuple of positive ints (an int means one layer)."""
     if isinstance(sizes, numbers.Integral):

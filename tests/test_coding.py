@@ -8,7 +8,6 @@ import zlib
 import joblib
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline

@@ -7,7 +7,6 @@ it fails, and why, are listed in ``CODER_EXPECTED_FAILURES`` (strict: a check
 listed there that starts to pass fails the suite, so the list stays true).
 """
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvae import ReverseHalfAsleep, VAEDensityEstimator, WeightedSelfAugmentation

@@ -33,11 +33,10 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import _check_int, _check_real
+from .._validation import _check_int, _check_real, is_fitted
 from ._bitsback import ChunkCodec
 from ._container import PARAM_NAMES
 from ._container import parse, write_chunk, write_preamble, write_trailer
@@ -202,7 +201,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             estimator = VAEDensityEstimator()
         else:
             estimator = self.estimator
-        if _is_fitted(estimator):
+        if is_fitted(estimator):
             _check_skvae(estimator)
             self.estimator_ = estimator
             if X is not None:
@@ -819,11 +818,3 @@ def _check_skvae(estimator):
     if net is None or not hasattr(net, "module_") or not hasattr(estimator, "likelihood_") \
             or not hasattr(estimator, "n_features_in_"):
         raise TypeError(f"estimator must be a skvae density estimator, got {type(estimator).__name__}")
-
-
-def _is_fitted(estimator):
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
