@@ -1,0 +1,248 @@
+"""Training on a teacher's samples (the talk's DMaaPx, objective (4)) against vanilla and WSA.
+
+Same data and setting as ``bench_wsa.py compare`` (whose loaders this imports):
+the DEBD sets subsampled to 1,000 training rows per seed (the test split whole),
+``{'latent_dim': 16, 'hidden_layer_sizes': (200, 200)}``, test ELBO in nats per row.
+
+Per (data set, seed) three teachers are fitted on the 1,000 real rows:
+
+- ``wsa``: ``WSAVAE`` at its defaults, 300 epochs (the strong teacher);
+- ``vanilla_es``: ``VAEDensityEstimator(early_stopping=True)``, at most 300 epochs;
+- ``vanilla300``: ``VAEDensityEstimator``, 300 epochs (over-fitted: the weak teacher;
+  its test ELBO is also the "vanilla, 300 epochs" baseline).
+
+The student is ``VAEDensityEstimator(**setting, max_epochs=E, random_state=seed,
+teacher=<fitted teacher>, n_teacher_samples=n)``: it trains on n x 1,000 rows
+drawn once from the teacher. With ``--student-epochs E`` and n = 10 it takes
+E x 10,000 / batch_size gradient steps; with n = 1 (``--n-samples 1,10``) the
+student trains 10 E epochs so that the number of steps is the same. The
+baseline "vanilla, same steps" is the plain VAE on the real rows for the same
+number of steps (E x 10 epochs); when that run is already in
+``wsa_compare.csv`` (same data, setting and seed, so the same fit) its row is
+used instead of training it again.
+
+One CSV row per unit (a student, or a baseline), resumable: recorded units are
+skipped; fitted teachers are cached under benchmarks/checkpoints/ (ignored by git).
+``report`` rebuilds the markdown from the CSV.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_teacher.py run --datasets dna,bbc,cwebkb,ad --seeds 0
+    python benchmarks/bench_teacher.py report
+"""
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+from _harness import REPO, RESULTS, append_row, command_line, markdown_table, read_rows
+from bench_wsa import COMPARE_CSV, N_TRAIN, SMALL_NET, compare_data, compare_one
+
+from skvae import VAEDensityEstimator
+from skvae.wsa import WSAVAE
+
+CSV = RESULTS / "teacher.csv"
+MD = RESULTS / "teacher.md"
+CACHE = REPO / "benchmarks" / "checkpoints"
+TEACHER_EPOCHS = 300
+TEACHERS = ("wsa", "vanilla_es", "vanilla300")
+MACHINE = ("Machine: 2 CPU cores shared with other developers' jobs (load average about 3-5 while this ran), "
+           "one process, one torch thread (`OMP_NUM_THREADS=1 nice -n 10`); wall times are indicative only.")
+
+
+def make_teacher(kind, seed):
+    if kind == "wsa":
+        return WSAVAE(**SMALL_NET, max_epochs=TEACHER_EPOCHS, random_state=seed)
+    if kind == "vanilla_es":
+        return VAEDensityEstimator(**SMALL_NET, max_epochs=TEACHER_EPOCHS, early_stopping=True, random_state=seed)
+    if kind == "vanilla300":
+        return VAEDensityEstimator(**SMALL_NET, max_epochs=TEACHER_EPOCHS, random_state=seed)
+    raise ValueError(kind)
+
+
+def fitted_teacher(name, kind, seed, train):
+    """The teacher fitted on the training rows, from the cache when there (with its fit time)."""
+    path = CACHE / f"teacher_{name}_{kind}_s{seed}_e{TEACHER_EPOCHS}.joblib"
+    if path.is_file():
+        est, fit_s = joblib.load(path)
+        return est, fit_s
+    start = time.perf_counter()
+    est = make_teacher(kind, seed).fit(train)
+    fit_s = time.perf_counter() - start
+    CACHE.mkdir(parents=True, exist_ok=True)
+    joblib.dump((est, fit_s), path)
+    return est, fit_s
+
+
+def _steps(n_rows, batch_size, epochs):
+    return int(math.ceil(n_rows / batch_size)) * int(epochs)
+
+
+def student_unit(name, kind, seed, n_samples, student_epochs, data_home):
+    train, test = compare_data(name, data_home, seed)
+    teacher, teacher_s = fitted_teacher(name, kind, seed, train)
+    # same number of gradient steps whatever the pool size: E epochs over 10 x n rows = 10 E / n epochs over n rows
+    epochs = int(round(student_epochs * 10 / n_samples))
+    student = VAEDensityEstimator(**SMALL_NET, max_epochs=epochs, random_state=seed, teacher=teacher,
+                                  n_teacher_samples=n_samples)
+    start = time.perf_counter()
+    student.fit(train)
+    wall = time.perf_counter() - start
+    pool = int(round(n_samples * len(train)))
+    bs = student.get_params()["batch_size"]
+    t_hist = teacher.history_
+    train_elbo, test_elbo = float(student.score(train)), float(student.score(test))
+    return {
+        "dataset": name, "unit": "student", "teacher": kind, "seed": seed, "n_teacher_samples": n_samples,
+        "student_epochs": epochs, "pool_rows": pool, "grad_steps": _steps(pool, bs, epochs),
+        "n_features": train.shape[1], "n_train": len(train), "n_test": len(test),
+        "setting": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_NET.items()}),
+        "student_test_elbo": test_elbo, "student_train_elbo": train_elbo, "student_gap": train_elbo - test_elbo,
+        "teacher_test_elbo": float(teacher.score(test)), "teacher_train_elbo": float(teacher.score(train)),
+        "teacher_epochs_trained": len(t_hist), "teacher_fit_s": teacher_s,
+        "student_fit_s": wall, "student_s_per_epoch": float(np.median(student.history_[:, "dur"])),
+        "command": command_line(),
+    }
+
+
+def vanilla_unit(name, seed, epochs, data_home):
+    """The plain VAE on the real rows for ``epochs`` epochs: from wsa_compare.csv when it has that run."""
+    for r in read_rows(COMPARE_CSV):
+        if (r["dataset"], r["method"], r["seed"], r["epochs"]) == (name, "vanilla", str(seed), str(epochs)):
+            row, source = r, "wsa_compare.csv"
+            break
+    else:
+        row, source = compare_one(name, "vanilla", seed, epochs, 10, {}, data_home), "trained here"
+    test, train = float(row["test_elbo_final"]), float(row["train_elbo_final"])
+    return {"dataset": name, "unit": "vanilla_steps", "teacher": "", "seed": seed, "n_teacher_samples": "",
+            "student_epochs": epochs, "pool_rows": N_TRAIN, "grad_steps": _steps(N_TRAIN, 100, epochs),
+            "n_features": row["n_features"], "n_train": row["n_train"], "n_test": row["n_test"],
+            "setting": row["setting"], "student_test_elbo": test, "student_train_elbo": train,
+            "student_gap": train - test, "student_fit_s": float(row["wall_s"]), "source": source,
+            "command": command_line() if source == "trained here" else row["command"]}
+
+
+def run(args):
+    n_list = [int(n) for n in args.n_samples.split(",")]
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        # n = 10 first on every data set, the n = 1 ablation (teacher wsa) after
+        units = [u for name in args.datasets.split(",") for u in
+                 [(name, "student", kind, 10) for kind in TEACHERS] + [(name, "vanilla_steps", "", "")]]
+        units += [(name, "student", "wsa", n) for name in args.datasets.split(",") for n in n_list if n != 10]
+        for name, unit, kind, n in units:
+            done = {(r["dataset"], r["unit"], r["teacher"], r["seed"], r["n_teacher_samples"], r["student_epochs"])
+                    for r in read_rows(CSV)}
+            epochs = args.student_epochs * 10 // (n if unit == "student" else 1)
+            if (name, unit, kind, str(seed), str(n), str(epochs)) in done:
+                continue
+            if unit == "student":
+                row = student_unit(name, kind, seed, n, args.student_epochs, args.data_home)
+            else:
+                row = vanilla_unit(name, seed, args.student_epochs * 10, args.data_home)
+            append_row(CSV, row)
+            print(f"{name} {unit} {kind} n={n} s{seed}: test {row['student_test_elbo']:.2f} gap "
+                  f"{row['student_gap']:.2f} teacher {row.get('teacher_test_elbo', float('nan')):.2f} "
+                  f"steps {row['grad_steps']} {row['student_fit_s']:.0f} s", flush=True)
+            report(args)
+
+
+def _wsa_compare(name, seed):
+    rows = {r["method"]: r for r in read_rows(COMPARE_CSV) if r["dataset"] == name and r["seed"] == str(seed)}
+    get = lambda m, k: float(rows[m][k]) if m in rows and rows[m].get(k) not in (None, "") else None
+    return {"cmp_wsa500": get("wsa", "test_elbo_final"), "cmp_vanilla_es500": get("vanilla_es", "test_elbo_final"),
+            "cmp_vanilla_es500_epochs": get("vanilla_es", "epochs_trained"),
+            "cmp_vanilla_best": get("vanilla", "test_elbo_best")}
+
+
+def report(args=None):
+    rows = read_rows(CSV)
+    if not rows:
+        return
+    f = lambda v: float(v) if v not in (None, "") else None
+    keys = list(dict.fromkeys((r["dataset"], r["seed"]) for r in rows))
+    summary, long = [], []
+    for name, seed in keys:
+        mine = [r for r in rows if r["dataset"] == name and r["seed"] == seed]
+        st = {(r["teacher"], r["n_teacher_samples"]): r for r in mine if r["unit"] == "student"}
+        van = next((r for r in mine if r["unit"] == "vanilla_steps"), None)
+        out = {"dataset": name, "seed": int(seed)}
+        for kind in TEACHERS:
+            r = st.get((kind, "10"))
+            if r:
+                out.update({f"{kind}_teacher": f(r["teacher_test_elbo"]), f"{kind}_student": f(r["student_test_elbo"]),
+                            f"{kind}_gap": f(r["student_gap"]), "steps": int(r["grad_steps"])})
+                if kind == "vanilla300":
+                    out["vanilla300"] = f(r["teacher_test_elbo"])
+                if kind == "vanilla_es":
+                    out["es_epochs"] = int(r["teacher_epochs_trained"])
+        if van:
+            out.update({"vanilla_steps": f(van["student_test_elbo"]), "vanilla_steps_gap": f(van["student_gap"]),
+                        "vanilla_steps_epochs": int(van["student_epochs"])})
+        r1 = st.get(("wsa", "1"))
+        if r1:
+            out["wsa_student_n1"] = f(r1["student_test_elbo"])
+        out.update(_wsa_compare(name, seed))
+        summary.append(out)
+        for r in mine:
+            long.append({k: (f(v) if k.endswith(("elbo", "gap", "_s")) else v) for k, v in r.items()})
+    columns = [("dataset", "data set"), ("seed", "seed"), ("steps", "student steps"),
+               ("wsa_teacher", "(a) WSA teacher"), ("wsa_student", "student of (a)"), ("wsa_gap", "gap"),
+               ("vanilla_es_teacher", "(b) vanilla ES teacher"), ("es_epochs", "(epochs)"),
+               ("vanilla_es_student", "student of (b)"), ("vanilla_es_gap", "gap"),
+               ("vanilla300_teacher", "(c) vanilla 300 ep teacher"), ("vanilla300_student", "student of (c)"),
+               ("vanilla300_gap", "gap"),
+               ("vanilla_steps", "vanilla, same steps"), ("vanilla_steps_epochs", "(epochs)"),
+               ("vanilla_steps_gap", "gap"),
+               ("wsa_student_n1", "student of (a), n=1"),
+               ("cmp_wsa500", "wsa_compare: WSA 500 ep"), ("cmp_vanilla_es500", "wsa_compare: vanilla ES"),
+               ("cmp_vanilla_best", "wsa_compare: vanilla best epoch (test oracle)")]
+    long_cols = [("dataset", "data set"), ("unit", "unit"), ("teacher", "teacher"), ("seed", "seed"),
+                 ("n_teacher_samples", "n_teacher_samples"), ("student_epochs", "epochs"),
+                 ("pool_rows", "rows trained on"), ("grad_steps", "steps"),
+                 ("student_test_elbo", "test ELBO"), ("student_train_elbo", "train ELBO (real rows)"),
+                 ("student_gap", "gap"), ("teacher_test_elbo", "teacher test ELBO"),
+                 ("teacher_train_elbo", "teacher train ELBO"), ("teacher_fit_s", "teacher fit s"),
+                 ("student_fit_s", "fit s"), ("source", "source")]
+    commands = sorted({r["command"] for r in rows if r["unit"] == "student"})
+    text = ["# Training on a teacher's samples (DMaaPx) against vanilla and WSA", "", "Produced by:", "", "```",
+            *commands, "python benchmarks/bench_teacher.py report", "```", "", MACHINE, "",
+            f"Data and setting as `bench_wsa.py compare`: {N_TRAIN} training rows drawn per seed from the DEBD "
+            f"train split, the whole test split, {SMALL_NET}, other parameters at their defaults (batch 100). "
+            "Test ELBO in nats per row (higher is better). Teachers, fitted on the 1,000 rows: (a) `WSAVAE` at "
+            f"its defaults, {TEACHER_EPOCHS} epochs; (b) `VAEDensityEstimator(early_stopping=True)`, at most "
+            f"{TEACHER_EPOCHS} epochs ('(epochs)': how many it trained, the best epoch's weights kept); (c) "
+            f"`VAEDensityEstimator`, {TEACHER_EPOCHS} epochs (over-fitted; its test ELBO is also the 'vanilla, "
+            f"{TEACHER_EPOCHS} epochs' baseline). The student is a plain `VAEDensityEstimator` with the same "
+            "setting trained on `n_teacher_samples` x 1,000 rows drawn once from the fitted teacher, for the "
+            "number of gradient steps shown (n=10: 'epochs' over 10,000 rows; n=1: ten times as many epochs "
+            "over 1,000 draws, the same steps). 'vanilla, same steps': the plain VAE on the real rows for the "
+            "same number of steps (from `wsa_compare.csv` when that run is there: same rows, setting and "
+            "seed). gap = ELBO on the 1,000 real training rows − test ELBO (the talk's generalization gap, "
+            "with the ELBO for the likelihood). The wsa_compare columns are the same data, setting and seed: "
+            "its WSA ran 500 epochs (not 300 as teacher (a)); its vanilla ES had a 500-epoch cap (the same "
+            "fit as (b) whenever it stopped before 300 epochs); its 'best epoch' picks the epoch on the test "
+            "split (an oracle, every 10 epochs).", "",
+            markdown_table(summary, columns, digits=2), "", "## Every unit", "",
+            markdown_table(long, long_cols, digits=2), ""]
+    MD.write_text("\n".join(text))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="train the units not yet in teacher.csv")
+    p.add_argument("--datasets", default="dna,bbc,cwebkb,ad")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--student-epochs", type=int, default=50,
+                   help="student epochs over the 10x pool (the n=1 student trains 10x as many)")
+    p.add_argument("--n-samples", default="10", help="n_teacher_samples values; those other than 10: teacher (a) only")
+    p.add_argument("--data-home", default=None)
+    sub.add_parser("report", help="markdown from teacher.csv")
+    args = parser.parse_args(argv)
+    {"run": run, "report": report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
