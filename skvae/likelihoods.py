@@ -387,6 +387,14 @@ class Mixed(Likelihood):
             X = np.where(np.isnan(X), 0.0, X)  # missing cells are allowed in tables; 0 is in every support
         for likelihood, cols in self.parts:
             names = [column_names[c] if column_names is not None else c for c in cols]
+            if isinstance(likelihood, Bernoulli):  # a table column that held only 0/1 in fit
+                bad = _first_bad_column(X[:, cols], lambda col: (col != 0) & (col != 1))
+                if bad is not None:
+                    name = _name(names, bad[0])
+                    raise ValueError(f"column {name} holds {bad[1]!r}, but it held only 0/1 in fit, so it is "
+                                     f"modelled as a 0/1 column; if it can take other values, declare its "
+                                     f"kind, e.g. likelihood={{'integer': [{name}]}} or {{'categorical': [{name}]}}")
+                continue
             likelihood.check_support(X[:, cols], column_names=names)
 
     def fitted_to(self, X):

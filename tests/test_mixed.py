@@ -308,3 +308,11 @@ def test_quantization_keys_are_real_column_names():
     for quantization in ({"w": 0.5}, {1: 0.5}, 0.5):
         coder = BitsBackCoder(vae, quantization=quantization).fit()
         pd.testing.assert_frame_equal(coder.decode(coder.encode(table)), table)
+
+
+def test_a_column_seen_as_0_1_names_the_way_to_declare_it():
+    train = pd.DataFrame({"x": np.linspace(0, 1, 50), "label": np.arange(50) % 2})  # a sorted table's head
+    vae = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(train)
+    with pytest.raises(ValueError, match=r"column 'label' holds 2(\.0)?, but it held only 0/1 in fit.*"
+                                         r"likelihood=\{'integer': \['label'\]\}"):
+        vae.score_samples(train.assign(label=2))
