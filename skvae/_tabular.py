@@ -312,6 +312,8 @@ class TableSchema:
         spec = {"from_frame": bool(self.from_frame)}
         if self.array_dtype is not None:
             spec["array_dtype"] = self.array_dtype.str
+        if self.missing_in_fit:
+            spec["missing_in_fit"] = True
         return {**spec,
                 "columns": [{"name": _json_scalar(c.name, "column name"), "kind": c.kind,
                              "dtype": _dtype_to_json(c.dtype),
@@ -336,7 +338,8 @@ class TableSchema:
                 array_dtype = np.dtype(array_dtype)
                 if array_dtype.kind not in "biuf":
                     raise ValueError(f"bad array dtype {array_dtype}")
-            return cls(columns, bool(spec["from_frame"]), array_dtype=array_dtype)
+            return cls(columns, bool(spec["from_frame"]), missing_in_fit=bool(spec.get("missing_in_fit", False)),
+                       array_dtype=array_dtype)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad column schema: {exc!r}") from None
 

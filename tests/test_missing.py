@@ -126,12 +126,16 @@ def test_the_training_schemes_train_on_rows_with_missing_cells(holes, make):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_the_coder_stores_the_mask_and_the_observed_values(holes, k):
+def test_the_coder_stores_the_mask_and_the_observed_values(holes, k, tmp_path):
     table, vae = holes
     test = _with_holes(mixed_table(120, 1).convert_dtypes(), 0.2, 5)
     coder = BitsBackCoder(vae, n_particles=k, chunk_size=50).fit()
     data = coder.encode(test)
     pd.testing.assert_frame_equal(coder.decode(data), test)
+    coder.save(tmp_path / "m.npz")  # the portable model file: the encoder's mask inputs included
+    loaded = BitsBackCoder.load(tmp_path / "m.npz")
+    pd.testing.assert_frame_equal(loaded.decode(data), test)
+    assert loaded.encode(test) == data and loaded.schema_.missing_in_fit
     rates = parse(data)[0]["missing"]
     assert sorted(rates) == ["0", "1", "2", "3"] and all(0 < q < 2**16 for q in rates.values())
     complete = coder.encode(mixed_table(120, 1).convert_dtypes())
