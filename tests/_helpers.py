@@ -39,3 +39,12 @@ def mixed_table(n, seed, flag=True):
         columns["flag"] = ((count + rng.randint(0, 3, n)) > 5).astype(np.int64)
     columns["size"] = np.round(count * 0.3 + rng.randn(n), 2) + 0.0  # + 0.0: no -0.0
     return pd.DataFrame(columns)
+
+
+def with_holes(table, rate, seed):
+    """``table`` with a share ``rate`` of each column's cells missing (seeded)."""
+    rng = np.random.RandomState(seed)
+    out = table.copy()
+    for column in out.columns:
+        out.loc[rng.rand(len(out)) < rate, column] = None
+    return out

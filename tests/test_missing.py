@@ -10,23 +10,15 @@ from skvae.coding import BitsBackCoder
 from skvae.coding._container import parse
 from skvae.likelihoods import Bernoulli, Categorical, Gaussian, Mixed
 
-from _helpers import mixed_table, rewrite_header
+from _helpers import mixed_table, rewrite_header, with_holes
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(16,), max_epochs=25, random_state=0)
-
-
-def _with_holes(df, rate, seed):
-    rng = np.random.RandomState(seed)
-    out = df.copy()
-    for column in out.columns:
-        out.loc[rng.rand(len(out)) < rate, column] = None
-    return out
 
 
 @pytest.fixture(scope="module")
 def holes():
     """A table with 15 % of its cells missing in every column, in pandas' nullable types."""
-    table = _with_holes(mixed_table(400, 0).convert_dtypes(), 0.15, 0)
+    table = with_holes(mixed_table(400, 0).convert_dtypes(), 0.15, 0)
     return table, VAEDensityEstimator(**SMALL).fit(table)
 
 
@@ -93,7 +85,7 @@ def test_imputation_uses_the_other_columns():
     rng = np.random.RandomState(0)
     a = rng.randn(600)
     full = pd.DataFrame({"a": a, "b": 2 * a + 0.2 * rng.randn(600), "c": -a + 0.2 * rng.randn(600)})
-    holes = _with_holes(full, 0.2, 1)
+    holes = with_holes(full, 0.2, 1)
     vae = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(32,), max_epochs=60, random_state=0).fit(holes)
     filled = vae.impute(holes)
     mask = holes.isna().to_numpy()
@@ -102,11 +94,11 @@ def test_imputation_uses_the_other_columns():
     assert error < 0.5 * by_mean
 
 
-def test_a_model_fitted_on_complete_rows_scores_and_imputes_rows_with_holes():
+def test_a_model_fitted_on_complete_rows_scores_and_imputes_rowswith_holes():
     table = mixed_table(300, 0)
     vae = VAEDensityEstimator(**SMALL).fit(table)
     assert not vae.schema_.missing_in_fit and vae.net_.module_.encoder.preprocess.n_out == 3 + 3
-    test = _with_holes(mixed_table(50, 1), 0.2, 2)
+    test = with_holes(mixed_table(50, 1), 0.2, 2)
     assert np.isfinite(vae.score_samples(test)).all()
     assert not vae.impute(test).isna().to_numpy().any()
 
@@ -128,7 +120,7 @@ def test_the_training_schemes_train_on_rows_with_missing_cells(holes, make):
 @pytest.mark.parametrize("k", [1, 3])
 def test_the_coder_stores_the_mask_and_the_observed_values(holes, k, tmp_path):
     table, vae = holes
-    test = _with_holes(mixed_table(120, 1).convert_dtypes(), 0.2, 5)
+    test = with_holes(mixed_table(120, 1).convert_dtypes(), 0.2, 5)
     coder = BitsBackCoder(vae, n_particles=k, chunk_size=50).fit()
     data = coder.encode(test)
     pd.testing.assert_frame_equal(coder.decode(data), test)
@@ -144,7 +136,7 @@ def test_the_coder_stores_the_mask_and_the_observed_values(holes, k, tmp_path):
 
 def test_numpy_typed_frames_with_holes_round_trip_as_pandas_upcasts_them():
     vae = VAEDensityEstimator(**{**SMALL, "max_epochs": 3}).fit(mixed_table(150, 0))  # fitted on complete rows
-    test = _with_holes(mixed_table(60, 1), 0.2, 3)  # int columns become float64 with NaN
+    test = with_holes(mixed_table(60, 1), 0.2, 3)  # int columns become float64 with NaN
     coder = BitsBackCoder(vae).fit()
     pd.testing.assert_frame_equal(coder.decode(coder.encode(test)), test)
 

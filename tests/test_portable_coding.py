@@ -23,7 +23,7 @@ from skvae.coding import BitsBackCoder
 from skvae.coding import _exact
 from skvae.coding._fixed_point import ARITHMETIC_VERSION, _SUM_LIMIT
 
-from _helpers import mixed_table, rewrite_header
+from _helpers import mixed_table, rewrite_header, with_holes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,11 +68,16 @@ def cases(data_home):
     real = np.round(rng.randn(400, 5) @ rng.randn(5, 5) * 8) / 8 + 0.0
     gaussian = VAEDensityEstimator(likelihood="gaussian", latent_dim=3, hidden_layer_sizes=(32,), max_epochs=8,
                                    random_state=0).fit(real)
+    holes = VAEDensityEstimator(latent_dim=4, hidden_layer_sizes=(32, 32), max_epochs=8, random_state=0)
+    holes.fit(with_holes(mixed_table(600, 0).convert_dtypes(), 0.15, 0))  # the encoder also reads the mask
     return {
         "binary": (BitsBackCoder(binary, chunk_size=700).fit(), plants.test[:1500]),
         "table": (BitsBackCoder(table, quantization={"size": 0.01}, chunk_size=150).fit(), mixed_table(300, 1)),
         "real": (BitsBackCoder(gaussian, quantization=0.125).fit(), real[:300]),
+        "holes": (BitsBackCoder(holes, chunk_size=150).fit(),
+                  with_holes(mixed_table(300, 1).convert_dtypes(), 0.2, 1)),
     }
+
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ import joblib, numpy as np, pandas as pd
 from skvae.coding import BitsBackCoder
 folder = sys.argv[1]
 for route in routes:
-    for name in ("binary", "table", "real"):
+    for name in ("binary", "table", "real", "holes"):
         path = os.path.join(folder, name)
         coder = BitsBackCoder.load(path + ".npz") if route == "model_file" else joblib.load(path + ".joblib")
         data = open(path + ".bb", "rb").read()
@@ -140,7 +145,7 @@ def test_files_decode_exactly_in_other_environments(encoded, environment):
     assert result.returncode == 0, result.stderr[-3000:]
     routes = ("model_file",) if "SKVAE_TEST_BLOCK_TORCH" in env else ("model_file", "pickle")
     for route in routes:  # the pickle-free file, and a coder pickled with joblib
-        for name in ("binary", "table", "real"):
+        for name in ("binary", "table", "real", "holes"):
             got = pd.read_pickle(encoded / f"{name}.{route}.{env_id}.pkl")
             assert not isinstance(got, str), f"{route}, {name}: {got}"
             _assert_same(pd.read_pickle(encoded / f"{name}.expected.pkl"), got)
