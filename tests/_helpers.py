@@ -48,3 +48,16 @@ def with_holes(table, rate, seed):
     for column in out.columns:
         out.loc[rng.rand(len(out)) < rate, column] = None
     return out
+
+
+# The start of a decode script run in a fresh process: with SKVAE_TEST_BLOCK_TORCH set, importing torch
+# or skorch fails there, as on a machine without them (the portable coder must not need them).
+BLOCK_TORCH = """
+import os, sys
+if os.environ.get("SKVAE_TEST_BLOCK_TORCH"):
+    class _Block:  # import torch (and skorch) fails, as where they are not installed
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "skorch"):
+                raise ImportError(f"{name} is not available")
+    sys.meta_path.insert(0, _Block())
+"""

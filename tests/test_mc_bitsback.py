@@ -9,7 +9,7 @@ import pytest
 from skvae import VAEDensityEstimator
 from skvae.coding import BitsBackCoder
 
-from _helpers import mixed_table
+from _helpers import BLOCK_TORCH, mixed_table
 from test_portable_coding import ENVIRONMENTS
 
 # sha256 of the k = 1 files of the cases below, computed with the coder before n_particles existed
@@ -201,15 +201,20 @@ def test_save_and_load_keep_n_particles(cases, tmp_path):
         assert "n_particles" not in json.loads(np.load(z.open("config.npy")).tobytes())["params"]
 
 
+def _save_with_particles(coder, path, k):
+    """Save the module-scoped coder with ``n_particles=k``, leaving it at k = 1."""
+    coder.set_params(n_particles=k)
+    try:
+        coder.save(path)
+    finally:
+        coder.set_params(n_particles=1)
+
+
 def test_a_model_file_with_a_bad_n_particles_is_refused(cases, tmp_path):
     from test_portable_coding import _rewrite_model_file
 
     coder, _ = cases["binary"]
-    coder.set_params(n_particles=2)
-    try:
-        coder.save(tmp_path / "k2.npz")
-    finally:
-        coder.set_params(n_particles=1)
+    _save_with_particles(coder, tmp_path / "k2.npz", 2)
     for bad in (0, 5000, "2", 1.5):
         def edit(config, arrays, bad=bad):
             config["params"]["n_particles"] = bad
@@ -254,14 +259,7 @@ def test_bad_n_particles_set_after_fit(cases):
 
 # -- other machines ------------------------------------------------------------------------------------
 
-_DECODE_K = r"""
-import os, sys
-if os.environ.get("SKVAE_TEST_BLOCK_TORCH"):
-    class _Block:  # import torch (and skorch) fails, as where they are not installed
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "skorch"):
-                raise ImportError(f"{name} is not available")
-    sys.meta_path.insert(0, _Block())
+_DECODE_K = BLOCK_TORCH + r"""
 import numpy as np, pandas as pd
 from skvae.coding import BitsBackCoder
 folder = sys.argv[1]
@@ -328,11 +326,7 @@ def test_a_chunk_that_runs_its_stack_dry_is_coded_again(cases, traced, monkeypat
 
 def test_report_of_a_loaded_coder_has_no_float_bounds(cases, tmp_path):
     coder, X = cases["binary"]
-    coder.set_params(n_particles=2)
-    try:
-        coder.save(tmp_path / "k2.npz")
-    finally:
-        coder.set_params(n_particles=1)
+    _save_with_particles(coder, tmp_path / "k2.npz", 2)
     r = BitsBackCoder.load(tmp_path / "k2.npz").report(X)
     assert r.n_particles == 2 and np.isnan(r.negative_elbo_bits) and np.isnan(r.negative_iwae_bits)
     assert r.single_particle_rows >= 2  # two chunks, each starting with its first row

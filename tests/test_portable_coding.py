@@ -23,7 +23,7 @@ from skvae.coding import BitsBackCoder
 from skvae.coding import _exact
 from skvae.coding._fixed_point import ARITHMETIC_VERSION, _SUM_LIMIT
 
-from _helpers import mixed_table, rewrite_header, with_holes
+from _helpers import BLOCK_TORCH, mixed_table, rewrite_header, with_holes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,14 +92,8 @@ def encoded(cases, tmp_path_factory):
     return folder
 
 
-_DECODE_SCRIPT = """
-import os, sys
+_DECODE_SCRIPT = BLOCK_TORCH + """
 if os.environ.get("SKVAE_TEST_BLOCK_TORCH"):
-    class _Block:  # import torch (and skorch) fails, as where they are not installed
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("torch", "skorch"):
-                raise ImportError(f"{name} is not available")
-    sys.meta_path.insert(0, _Block())
     routes = ("model_file",)  # a pickled coder holds torch objects
 else:
     import torch
