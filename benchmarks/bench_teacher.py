@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import time
-from pathlib import Path
 
 import joblib
 import numpy as np
