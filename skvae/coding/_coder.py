@@ -144,9 +144,12 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     :meth:`load` reads it without executing anything from the file. A SHA-256
     of the original array is verified after decoding: a mismatch raises
     ``ValueError`` instead of returning a wrong array. Binary, categorical
-    and integer columns are coded as they are; real-valued columns need a
-    ``quantization`` grid. An estimator fitted on a DataFrame with
-    ``likelihood='auto'`` takes and returns DataFrames.
+    and integer columns are coded as they are (integers beyond the range
+    seen in fit too); real-valued columns on a ``quantization`` grid (by
+    default each column's own decimal precision). A table's missing cells
+    are coded as a mask plus the observed values. An estimator fitted on a
+    DataFrame with ``likelihood='auto'`` takes and returns DataFrames (with
+    their index); sparse input decodes to its scipy class.
 
     Examples
     --------
