@@ -109,8 +109,13 @@ class Bernoulli(Likelihood):
     def mean(self, params):
         return torch.sigmoid(params)
 
+    @staticmethod
+    def first_non_binary(X):
+        """``(column, value)`` of the first entry that is neither 0 nor 1, or None."""
+        return _first_bad_column(X, lambda col: (col != 0) & (col != 1))
+
     def check_support(self, X, column_names=None):
-        bad = _first_bad_column(X, lambda col: (col != 0) & (col != 1))
+        bad = self.first_non_binary(X)
         if bad is not None:
             j, value = bad
             raise ValueError(
@@ -388,7 +393,7 @@ class Mixed(Likelihood):
         for likelihood, cols in self.parts:
             names = [column_names[c] if column_names is not None else c for c in cols]
             if isinstance(likelihood, Bernoulli):  # a table column that held only 0/1 in fit
-                bad = _first_bad_column(X[:, cols], lambda col: (col != 0) & (col != 1))
+                bad = likelihood.first_non_binary(X[:, cols])
                 if bad is not None:
                     name = _name(names, bad[0])
                     raise ValueError(f"column {name} holds {bad[1]!r}, but it held only 0/1 in fit, so it is "

@@ -393,12 +393,6 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         low, high = int(codes.min(initial=0)), int(codes.max(initial=0))
         return codes.astype(np.result_type(np.min_scalar_type(low), np.min_scalar_type(high)))
 
-    def _grid(self, X):
-        """``{column: [step, k_min, k_max]}`` of the real-valued columns of X, or None."""
-        names = self._column_names() or list(range(self.n_features_in_))
-        return measure_grid(X, _real_column_indices(self.model_.likelihood, self.n_features_in_), names,
-                            self.quantization)
-
     # -- encoding -----------------------------------------------------------------
 
     def _write(self, X, stream):
@@ -409,9 +403,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             raise TypeError(f"sparse input of class {sparse_class} is not supported; pass one of {_SPARSE_CLASSES}")
         X = self._checked_array(X)
         params = self._coding_params()
-        grid = self._grid(X)
-        ranges = measure_integer_ranges(X, _integer_column_ranges(self.model_.likelihood, self.n_features_in_),
-                                        self._column_names() or list(range(self.n_features_in_)))
+        # what this file stores about its columns: real columns' grids, widened integer ranges
+        labels = self._column_names() or list(range(self.n_features_in_))
+        likelihood = self.model_.likelihood
+        grid = measure_grid(X, _real_column_indices(likelihood, self.n_features_in_), labels, self.quantization)
+        ranges = measure_integer_ranges(X, _integer_column_ranges(likelihood, self.n_features_in_), labels)
         missing = _missing_rates(X) if self.schema_ is not None else None
         codec = self._codec(params, _column_grids(grid, ranges), missing=missing)
         columns = codec.columns
@@ -652,8 +648,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         X = self._checked_array(X)
         header, chunks, _ = parse(data)
         payload = 32 * sum(len(c.words) for c in chunks)
-        codec = self._codec(header["params"], _column_grids(header.get("grid"), header.get("integer_ranges")),
-                            missing=header.get("missing"))
+        codec = self._read_header(header)[0]  # the codec the file was written with
         overhead = 0.0
         for start in range(0, X.shape[0], self.chunk_size):
             first = codec.columns.symbols(np.asarray(X[start:start + 1]))
