@@ -647,28 +647,22 @@ def write_report():
           "1e-7 grid, 68 % zeros), all float64, so `'auto'` makes them Gaussian; xz of the raw columns wins there.", "",
           "| table | rows | BitsBackCoder file | payload | −ELBO on the grid | round trip | xz CSV | zstd CSV | xz raw | zstd raw "
           "| CSV | raw |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for t in tables:
-        def c(metric, m="vae"):
+    def compression_row(t, label, method, codecs):
+        def c(metric, m=method):
             return fmt(get(t, m, metric), 0)
-        rt = get(t, "vae", "roundtrip_equal")
+        rt = get(t, method, "roundtrip_equal")
         rts = "–" if not len(rt) else f"{int(rt.sum())}/{len(rt)} equal"
-        L.append(f"| {t} | {fmt(get(t, 'vae', 'n_test'), 0)} | {c('bb_file_bytes')} | {c('bb_payload_bytes')} | "
-                 f"{c('neg_elbo_grid_bytes')} | {rts} | {c('csv_xz_bytes', 'codecs')} | {c('csv_zstd19_bytes', 'codecs')} | "
-                 f"{c('rawcols_xz_bytes', 'codecs')} | {c('rawcols_zstd19_bytes', 'codecs')} | "
-                 f"{c('csv_raw_bytes', 'codecs')} | {c('rawcols_raw_bytes', 'codecs')} |")
+        return (f"| {label} | {c('n_test')} | {c('bb_file_bytes')} | {c('bb_payload_bytes')} | "
+                f"{c('neg_elbo_grid_bytes')} | {rts} | {c('csv_xz_bytes', codecs)} | {c('csv_zstd19_bytes', codecs)} | "
+                f"{c('rawcols_xz_bytes', codecs)} | {c('rawcols_zstd19_bytes', codecs)} | "
+                f"{c('csv_raw_bytes', codecs)} | {c('rawcols_raw_bytes', codecs)} |")
+    for t in tables:
+        L.append(compression_row(t, t, "vae", "codecs"))
     for t in tables:
         if not len(get(t, "vae_holes", "bb_file_bytes")) and not len(df[(df.table == t) & (df.method == "vae_holes")
                                                                         & (df.note.str.contains("encode", na=False))]):
             continue
-        def c(metric, m="vae_holes"):
-            return fmt(get(t, m, metric), 0)
-        rt = get(t, "vae_holes", "roundtrip_equal")
-        rts = "–" if not len(rt) else f"{int(rt.sum())}/{len(rt)} equal"
-        L.append(f"| {t} with its missing cells (`vae_holes`) | {c('n_test')} | {c('bb_file_bytes')} | "
-                 f"{c('bb_payload_bytes')} | {c('neg_elbo_grid_bytes')} | {rts} | {c('csv_xz_bytes', 'codecs_holes')} | "
-                 f"{c('csv_zstd19_bytes', 'codecs_holes')} | {c('rawcols_xz_bytes', 'codecs_holes')} | "
-                 f"{c('rawcols_zstd19_bytes', 'codecs_holes')} | {c('csv_raw_bytes', 'codecs_holes')} | "
-                 f"{c('rawcols_raw_bytes', 'codecs_holes')} |")
+        L.append(compression_row(t, f"{t} with its missing cells (`vae_holes`)", "vae_holes", "codecs_holes"))
     # imputation
     L += ["", "## 5. Imputation of 20 % MCAR-masked test cells", "",
           "RMSE on the masked cells in units of the column's training std, mean over the numeric columns "
