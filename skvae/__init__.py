@@ -2,7 +2,8 @@
 
 Estimators: :class:`VAEDensityEstimator` (plain ELBO, dropout, AIR),
 :class:`WeightedSelfAugmentation` (``WSAVAE``), :class:`ReverseHalfAsleep`
-(``RHAVAE``); lossless compression with a fitted model: :class:`BitsBackCoder`.
+(``RHAVAE``), :class:`HierarchicalVAE` (a ladder VAE); lossless compression
+with a fitted model: :class:`BitsBackCoder`.
 Submodules: ``datasets``, ``diagnostics``, ``plotting``, ``streaming``,
 ``parallel``, ``likelihoods``.
 
@@ -15,7 +16,8 @@ import importlib
 __version__ = "0.2.0"
 
 _HOMES = {"VAEDensityEstimator": "vae", "WeightedSelfAugmentation": "wsa", "WSAVAE": "wsa",
-          "ReverseHalfAsleep": "rha", "RHAVAE": "rha", "BitsBackCoder": "coding", "ELBOMonitor": "callbacks"}
+          "ReverseHalfAsleep": "rha", "RHAVAE": "rha", "BitsBackCoder": "coding", "ELBOMonitor": "callbacks",
+          "HierarchicalVAE": "hierarchical"}
 
 __all__ = [
     "VAEDensityEstimator",
@@ -23,6 +25,7 @@ __all__ = [
     "WSAVAE",
     "ReverseHalfAsleep",
     "RHAVAE",
+    "HierarchicalVAE",
     "BitsBackCoder",
     "ELBOMonitor",
     "__version__",

@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-__all__ = ["MLP", "GaussianEncoder", "Decoder", "VAEModule", "Discriminator", "OneHot", "Affine", "ColumnwiseInput"]
+__all__ = ["MLP", "GaussianEncoder", "Decoder", "VAEModule", "Discriminator", "OneHot", "Affine", "ColumnwiseInput",
+           "LadderVAEModule", "precision_weighted"]
 
 
 class MLP(nn.Sequential):
@@ -167,3 +168,145 @@ class ColumnwiseInput(nn.Module):
         if self.mask_channels:
             outs.append(missing.to(x.dtype))
         return torch.cat(outs, dim=-1)
+
+
+def precision_weighted(mu_a, logvar_a, mu_b, logvar_b):
+    """The Gaussian proportional to N(mu_a, exp(logvar_a)) N(mu_b, exp(logvar_b)), elementwise.
+
+    Its precision is the sum of the two precisions and its mean their
+    precision-weighted mean (the ladder VAE's combination of a bottom-up
+    estimate with the top-down prior, Sønderby et al. 2016). Written with a
+    sigmoid weight and ``logaddexp`` so that neither variance is inverted.
+    """
+    weight_a = torch.sigmoid(logvar_b - logvar_a)  # = prec_a / (prec_a + prec_b)
+    mu = weight_a * mu_a + (1.0 - weight_a) * mu_b
+    logvar = -torch.logaddexp(-logvar_a, -logvar_b)
+    return mu, logvar
+
+
+class LadderVAEModule(nn.Module):
+    """A ladder VAE (Sønderby et al. 2016): a latent hierarchy z_1 (next to x), ..., z_L.
+
+    Generative model, top-down: p(z_L) = N(0, I), p(z_l | z_{l+1}) Gaussian
+    with mean and log-variance from an MLP of z_{l+1}, and p(x | z_1) from a
+    decoder like :class:`VAEModule`'s. Inference: a deterministic bottom-up
+    path d_1 = f_1(x), d_l = f_l(d_{l-1}) gives each layer a Gaussian
+    estimate N(mu_hat_l, var_hat_l); q(z_L | x) is the top one, and going
+    down, q(z_l | z_{l+1}, x) is the precision-weighted combination of
+    layer l's estimate with the generative p(z_l | z_{l+1}) at the sampled
+    z_{l+1} (the top-down networks are shared by the two models).
+
+    With one layer it is a :class:`VAEModule` in all but the names of its
+    parameters: the bottom-up features and head are the encoder's MLP, the
+    decoder is the same network.
+
+    Parameters
+    ----------
+    n_features, n_params : int
+        Data columns and the likelihood's parameters per row.
+    latent_dims : tuple of int
+        Widths of z_1, ..., z_L (z_1 is the layer next to the data).
+    hidden_layer_sizes : tuple of int
+        Hidden widths between x and z_1: the bottom-up f_1, and reversed, the decoder.
+    ladder_hidden_sizes : tuple of int
+        Hidden widths of each network between two latent layers (f_l for
+        l >= 2 and the top-down p(z_l | z_{l+1})).
+    dropout : float, default=0.0
+    preprocess : nn.Module or None
+        Maps data rows to the bottom-up path's input (see :class:`GaussianEncoder`).
+    """
+
+    def __init__(self, n_features, n_params, latent_dims=(32, 16), hidden_layer_sizes=(500, 500),
+                 ladder_hidden_sizes=(256,), dropout=0.0, preprocess=None):
+        super().__init__()
+        self.latent_dims = tuple(int(d) for d in latent_dims)
+        hidden, ladder = tuple(hidden_layer_sizes), tuple(ladder_hidden_sizes)
+        self.preprocess = preprocess
+        width = preprocess.n_out if preprocess is not None else n_features
+        features, heads = [], []
+        for level, dim in enumerate(self.latent_dims):
+            sizes = hidden if level == 0 else ladder
+            features.append(_features(width, sizes, dropout))
+            width = sizes[-1] if sizes else width
+            heads.append(nn.Linear(width, 2 * dim))
+        self.bottom_up = nn.ModuleList(features)
+        self.heads = nn.ModuleList(heads)
+        self.top_down = nn.ModuleList(  # top_down[l]: p(z_l | z_{l+1}) for l = 1 .. L-1 (0-based l-1)
+            MLP(self.latent_dims[level + 1], 2 * self.latent_dims[level], ladder, dropout)
+            for level in range(len(self.latent_dims) - 1))
+        self.decoder = Decoder(self.latent_dims[0], n_params, hidden[::-1], dropout)
+
+    @property
+    def latent_dim(self):
+        """Width of all latent layers together (the estimators' noise and ``transform`` width)."""
+        return sum(self.latent_dims)
+
+    def split(self, z):
+        """The layers z_1, ..., z_L of concatenated latents (last axis)."""
+        return list(torch.split(z, self.latent_dims, dim=-1))
+
+    def bottom_up_estimates(self, x):
+        """[(mu_hat_l, logvar_hat_l) for l = 1 .. L]: each layer's Gaussian from the bottom-up path."""
+        h = x if self.preprocess is None else self.preprocess(x)
+        out = []
+        for features, head in zip(self.bottom_up, self.heads):
+            h = features(h)
+            out.append(head(h).chunk(2, dim=-1))
+        return out
+
+    def prior_params(self, level, z_above):
+        """(mu, logvar) of p(z_level | z_{level+1}), 0-based ``level`` < L - 1."""
+        return self.top_down[level](z_above).chunk(2, dim=-1)
+
+    def posterior(self, x, eps):
+        """Draw z ~ q(z | x) top-down and return every layer's pieces.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, n_features)
+        eps : Tensor of shape (..., n, sum(latent_dims))
+            Standard normal noise, the layers z_1 .. z_L in that order along
+            the last axis (zeros give the path of posterior means).
+
+        Returns
+        -------
+        list of (z, mu_q, logvar_q, mu_p, logvar_p), one per layer from z_1 up
+            ``mu_p`` and ``logvar_p`` (the prior's parameters given the drawn
+            z_{l+1}) are None for the top layer, whose prior is N(0, I).
+        """
+        estimates = self.bottom_up_estimates(x)
+        noise = self.split(eps)
+        layers = [None] * len(self.latent_dims)
+        top = len(layers) - 1
+        mu_q, logvar_q = estimates[top]
+        z = mu_q + torch.exp(0.5 * logvar_q) * noise[top]
+        layers[top] = (z, mu_q, logvar_q, None, None)
+        for level in range(top - 1, -1, -1):
+            mu_p, logvar_p = self.prior_params(level, z)
+            mu_q, logvar_q = precision_weighted(*estimates[level], mu_p, logvar_p)
+            z = mu_q + torch.exp(0.5 * logvar_q) * noise[level]
+            layers[level] = (z, mu_q, logvar_q, mu_p, logvar_p)
+        return layers
+
+    def generate(self, eps):
+        """z_1 of an ancestral draw z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), from standard normal ``eps``."""
+        noise = self.split(eps)
+        z = noise[-1]
+        for level in range(len(self.latent_dims) - 2, -1, -1):
+            mu_p, logvar_p = self.prior_params(level, z)
+            z = mu_p + torch.exp(0.5 * logvar_p) * noise[level]
+        return z
+
+    def forward(self, x):
+        return self.bottom_up_estimates(x)
+
+
+def _features(n_in, sizes, dropout):
+    """Linear + ReLU (+ dropout) per width in ``sizes``: an MLP's hidden part (identity if empty)."""
+    layers = []
+    for size in sizes:
+        layers += [nn.Linear(n_in, size), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        n_in = size
+    return nn.Sequential(*layers)

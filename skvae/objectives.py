@@ -19,6 +19,10 @@ __all__ = [
     "negative_elbo_loss",
     "air_loss",
     "mixture_encoder_loss",
+    "gaussian_kl_between",
+    "ladder_elbo_terms",
+    "ladder_iwae_bound",
+    "negative_ladder_elbo_loss",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -145,3 +149,77 @@ def mixture_encoder_loss(real_loss, model_neg_elbo, alpha):
     if alpha == 1:
         return model_loss
     return (1.0 - alpha) * real_loss + alpha * model_loss
+
+
+def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):
+    """KL(N(mu_q, diag exp(logvar_q)) || N(mu_p, diag exp(logvar_p))) summed over the last axis."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)
+                  - 1.0).sum(-1)
+
+
+def ladder_elbo_terms(module, likelihood, x, eps=None, betas=None):
+    """ELBO of a ladder VAE per row, its distortion and the rate of each layer.
+
+    ELBO(x) = E_q log p(x|z_1) - sum_l beta_l R_l with the rates
+    R_L = KL(q(z_L|x) || N(0, I)) (closed form) and, for l < L,
+    R_l = KL(q(z_l | z_{l+1}, x) || p(z_l | z_{l+1})) in closed form at the
+    drawn z_{l+1}: a one-draw estimate of E_q KL, whose sum over layers is
+    the estimate of KL(q(z|x) || p(z)) from the same draw.
+
+    Parameters
+    ----------
+    module : LadderVAEModule
+    likelihood : Likelihood
+    x : Tensor of shape (n, n_features)
+    eps : Tensor of shape (n, D) or (k, n, D), optional
+        Standard normal noise, D = sum(latent_dims), layers z_1 .. z_L in
+        order; drawn from the global torch RNG if omitted.
+    betas : sequence of float, optional
+        Weight of each layer's rate, z_1 first (1 for all when None).
+
+    Returns
+    -------
+    elbo, distortion : Tensors of shape eps.shape[:-1]
+    rates : Tensor of shape eps.shape[:-1] + (L,)
+        ``elbo = -distortion - sum_l betas[l] * rates[..., l]``.
+    """
+    if eps is None:
+        eps = torch.randn(x.shape[:-1] + (module.latent_dim,), dtype=x.dtype, device=x.device)
+    layers = module.posterior(x, eps)
+    distortion = -likelihood.log_prob(module.decoder(layers[0][0]), x)
+    rates = []
+    for z, mu_q, logvar_q, mu_p, logvar_p in layers:
+        if mu_p is None:
+            rate = gaussian_kl(mu_q, logvar_q)
+            rate = rate.expand(distortion.shape) if rate.shape != distortion.shape else rate
+        else:
+            rate = gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p)
+        rates.append(rate)
+    rates = torch.stack(rates, dim=-1)
+    weights = torch.ones(len(layers), dtype=rates.dtype, device=rates.device) if betas is None else \
+        torch.as_tensor(tuple(betas), dtype=rates.dtype, device=rates.device)
+    return -distortion - (rates * weights).sum(-1), distortion, rates
+
+
+def ladder_iwae_bound(module, likelihood, x, eps):
+    """Importance-weighted bound of a ladder VAE over its joint latents, per row.
+
+    log (1/k) sum_j p(x | z_1j) p(z_j) / q(z_j | x) with z_j = (z_1j .. z_Lj)
+    drawn top-down from q and p(z) = p(z_L) prod_l p(z_l | z_{l+1}).
+
+    Parameters
+    ----------
+    eps : Tensor of shape (k, n, sum(latent_dims))
+    """
+    layers = module.posterior(x, eps)
+    log_w = likelihood.log_prob(module.decoder(layers[0][0]), x)
+    for z, mu_q, logvar_q, mu_p, logvar_p in layers:
+        log_prior = log_standard_normal(z) if mu_p is None else log_normal(z, mu_p, logvar_p)
+        log_w = log_w + log_prior - log_normal(z, mu_q, logvar_q)
+    return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
+
+
+def negative_ladder_elbo_loss(module, likelihood, x, betas=None):
+    """Mean negative beta-weighted ladder ELBO over the rows of ``x`` (the ladder VAE's loss)."""
+    elbo, _, _ = ladder_elbo_terms(module, likelihood, x, betas=betas)
+    return -elbo.mean()

@@ -15,6 +15,7 @@ __all__ = [
     "plot_gap_decomposition",
     "plot_rate_distortion",
     "plot_weighted_samples",
+    "plot_layer_rates",
 ]
 
 
@@ -304,3 +305,78 @@ def plot_weighted_samples(X, weights, shape, n_cols=8, sort=True, order="C", cma
         ax.set_title(f"w={weights[i]:.3g}", fontsize=8)
         ax.set_axis_off()
     return fig
+
+
+def plot_layer_rates(betas, rates, distortion=None, ax=None):
+    """Per-layer rates of hierarchical models against their betas, as stacked bars.
+
+    One bar per model (configuration of betas), split into the rates
+    R_1 (next to the data), ..., R_L of its layers, so that the bar's height
+    is the total rate: how a change of the betas moves information between
+    layers. The distortion, if given, is drawn as points on a twin right
+    axis (``ax.right_ax_``).
+
+    Parameters
+    ----------
+    betas : sequence of sequences of float
+        Each model's betas, z_1 first (the bar labels).
+    rates : sequence of sequences of float, or list of Bunch
+        Each model's mean rate per layer in nats (same length as its betas),
+        or outputs of ``HierarchicalVAE.elbo_components`` /
+        :func:`skvae.diagnostics.rate_distortion` (their ``rates`` are averaged
+        over rows, and their ``distortion`` is used when ``distortion`` is None).
+    distortion : sequence of float, optional
+        Each model's mean distortion in nats.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae.plotting import plot_layer_rates
+    >>> ax = plot_layer_rates([(1, 1), (1, 4)], [[5.0, 2.0], [6.5, 0.4]], distortion=[60.0, 61.0])
+    >>> len(ax.patches), len(ax.right_ax_.get_lines())
+    (4, 1)
+    """
+    betas = [tuple(float(b) for b in row) for row in betas]
+    if not betas:
+        raise ValueError("betas must hold at least one model's betas")
+    bunches = [r for r in rates if hasattr(r, "keys") and "rates" in r]
+    if bunches and len(bunches) == len(rates):
+        if distortion is None and all("distortion" in r for r in bunches):
+            distortion = [float(np.mean(r["distortion"])) for r in bunches]
+        rates = [np.asarray(r["rates"], dtype=float).reshape(-1, len(b)).mean(0) for r, b in zip(bunches, betas)]
+    rates = [np.asarray(r, dtype=float).ravel() for r in rates]
+    if len(rates) != len(betas):
+        raise ValueError(f"rates has {len(rates)} models, betas {len(betas)}")
+    for i, (r, b) in enumerate(zip(rates, betas)):
+        if len(r) != len(b):
+            raise ValueError(f"model {i} has {len(b)} betas but {len(r)} layer rates")
+    if distortion is not None and len(distortion) != len(betas):
+        raise ValueError(f"distortion has {len(distortion)} values, betas {len(betas)}")
+    n_layers = max(len(b) for b in betas)
+    ax = _new_axes(ax)
+    x = np.arange(len(betas))
+    bottom = np.zeros(len(betas))
+    for level in range(n_layers):
+        heights = np.array([r[level] if level < len(r) else 0.0 for r in rates])
+        ax.bar(x, heights, bottom=bottom, color=f"C{level}", label=f"R{level + 1} (z{level + 1})")
+        bottom += heights
+    ax.set_xticks(x)
+    ax.set_xticklabels(["(" + ", ".join(f"{b:g}" for b in row) + ")" for row in betas], rotation=30)
+    ax.set_xlabel("betas (z1, ..., zL)")
+    ax.set_ylabel("rate (nats)")
+    handles, labels = ax.get_legend_handles_labels()
+    if distortion is not None:
+        right = getattr(ax, "right_ax_", None) or ax.twinx()
+        right.plot(x, np.asarray(distortion, dtype=float), "k^", ls="none", label="distortion")
+        right.set_ylabel("distortion (nats)")
+        ax.right_ax_ = right
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize="small")
+    return ax

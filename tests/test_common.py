@@ -9,7 +9,7 @@ listed there that starts to pass fails the suite, so the list stays true).
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import ReverseHalfAsleep, VAEDensityEstimator, WeightedSelfAugmentation
+from skvae import HierarchicalVAE, ReverseHalfAsleep, VAEDensityEstimator, WeightedSelfAugmentation
 from skvae.coding import BitsBackCoder
 
 SMALL = dict(latent_dim=2, hidden_layer_sizes=(8,), max_epochs=3, batch_size=16, random_state=0)
@@ -21,6 +21,10 @@ ESTIMATORS = [
     WeightedSelfAugmentation(warmup_epochs=1, discriminator_hidden_layer_sizes=(4,), **SMALL),
     ReverseHalfAsleep(rha_epochs=2, **SMALL),
     BitsBackCoder(VAEDensityEstimator(**SMALL)),
+    HierarchicalVAE(latent_dims=(2, 2), hidden_layer_sizes=(8,), ladder_hidden_sizes=(4,), betas=(1.0, 0.5),
+                    max_epochs=3, batch_size=16, random_state=0),
+    HierarchicalVAE(latent_dims=(2, 2, 1), hidden_layer_sizes=(8,), early_stopping=True, max_epochs=3,
+                    batch_size=16, random_state=0),
 ]
 
 # The checks feed uniformly random float64 values. They lie on no decimal grid, so

@@ -218,6 +218,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                 raise ValueError("X is required to fit an unfitted estimator")
             if not hasattr(estimator, "likelihood"):
                 raise TypeError(f"estimator must be a skvae density estimator, got {type(estimator).__name__}")
+            _check_codable(estimator)
             # refuse an unsupported likelihood before spending time on training (a
             # per-column 'auto' / dict specification is only known after fit)
             if not estimator._uses_schema():
@@ -810,8 +811,16 @@ def _column_grids(grid, ranges):
     return {**(grid or {}), **(ranges or {})}
 
 
+def _check_codable(estimator):
+    """Refuse a model kind the coder does not code (it names the reason as ``_not_codable``)."""
+    reason = getattr(estimator, "_not_codable", None)
+    if reason:
+        raise TypeError(f"{reason}; got {type(estimator).__name__}")
+
+
 def _check_skvae(estimator):
     """A fitted skvae estimator has a net with a module, a likelihood and a feature count."""
+    _check_codable(estimator)
     net = getattr(estimator, "net_", None)
     if net is None or not hasattr(net, "module_") or not hasattr(estimator, "likelihood_") \
             or not hasattr(estimator, "n_features_in_"):
