@@ -32,6 +32,13 @@ _METHODS = ("encoder", "per_row")
 _MI_SEED = 2
 
 
+def _check_single_layer(estimator, what):
+    """The refits below train or refine a single-layer posterior; a ladder's is not built."""
+    if hasattr(getattr(estimator, "net_", None), "layer_components"):
+        raise TypeError(f"{what} refits a single-layer encoder q(z|x); it is not built for "
+                        f"{type(estimator).__name__}'s ladder posterior")
+
+
 def _check_method(method):
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -106,6 +113,7 @@ def optimal_inference(estimator, X, method="encoder", n_epochs=50, n_steps=50, l
     """
     _check_method(method)
     check_is_fitted(estimator, "net_")
+    _check_single_layer(estimator, "optimal_inference")
     if method == "encoder":
         return refit_encoder(estimator, X, n_epochs=n_epochs, lr=lr, batch_size=batch_size,
                              warm_start=warm_start, random_state=random_state)
@@ -201,6 +209,7 @@ def generalization_gaps(estimator, X_train, X_test, method="encoder", refit_trai
     """
     _check_method(method)
     check_is_fitted(estimator, "net_")
+    _check_single_layer(estimator, "generalization_gaps")
     if not isinstance(refit_train, (bool, np.bool_)):
         raise TypeError(f"refit_train must be a bool, got {refit_train!r}")
     if method == "per_row":
@@ -274,7 +283,10 @@ def rate_distortion(estimator, X, n_samples=1, max_rows=2000, random_state=None)
     Returns
     -------
     Bunch
-        ``rate``, ``distortion``, ``elbo`` (per row, nats); ``mutual_information``,
+        ``rate``, ``distortion``, ``elbo`` (per row, nats); for a
+        :class:`~skvae.HierarchicalVAE` also ``rate_1`` ... ``rate_L`` and
+        ``rates`` (n_rows, L), the rate of each layer (as its
+        ``elbo_components``), with I(X; Z) over the joint latents; ``mutual_information``,
         ``marginal_kl`` and ``mi_upper_bound`` (= log N) in nats;
         ``mi_n_rows`` (N) and ``mi_estimator`` (its name).
 
@@ -295,23 +307,35 @@ def rate_distortion(estimator, X, n_samples=1, max_rows=2000, random_state=None)
     if max_rows is not None:
         _check_int(max_rows, "max_rows", 1)
     X = estimator._validated_for_scoring(X)
-    elbo, distortion, rate = estimator.net_.elbo_components(X)
+    net = estimator.net_
+    layered = hasattr(net, "layer_components")  # a HierarchicalVAE: the rate of each layer too
+    if layered:
+        elbo, distortion, rates = net.layer_components(X)
+        rate = rates.sum(-1)
+    else:
+        elbo, distortion, rate = net.elbo_components(X)
 
     rows = X
     if max_rows is not None and len(X) > max_rows:
         rng = np.random.default_rng(seed_from(random_state))
         index = np.sort(rng.choice(len(X), max_rows, replace=False))
         rows = X[index]
-    net = estimator.net_
     module = net.module_
     with eval_mode(module), torch.no_grad():
         dtype = next(module.parameters()).dtype
-        mu, logvar = module.encoder(torch.as_tensor(rows, dtype=dtype, device=net.device))
+        x = torch.as_tensor(rows, dtype=dtype, device=net.device)
         eps = torch.as_tensor(row_normal_noise(rows, n_samples, module.latent_dim, seed=_MI_SEED),
                               dtype=dtype, device=net.device)
-        mi, marginal_kl = _mixture_information(mu, logvar, eps)
+        if layered:
+            mi, marginal_kl = net.mixture_information(x, eps)
+        else:
+            mu, logvar = module.encoder(x)
+            mi, marginal_kl = _mixture_information(mu, logvar, eps)
+    extra = {}
+    if layered:
+        extra = {"rates": rates, **{f"rate_{level + 1}": rates[:, level] for level in range(rates.shape[1])}}
     return Bunch(
-        rate=rate, distortion=distortion, elbo=elbo,
+        rate=rate, distortion=distortion, elbo=elbo, **extra,
         mutual_information=mi, marginal_kl=marginal_kl,
         mi_upper_bound=math.log(len(rows)), mi_n_rows=len(rows),
         mi_estimator="mixture: mean over rows i and z ~ q(z|x_i) of "

@@ -1,5 +1,6 @@
 """HierarchicalVAE: a ladder VAE (Sønderby et al. 2016) with a rate weight per latent layer."""
 
+import math
 import numbers
 
 import numpy as np
@@ -13,8 +14,9 @@ from ._net import ELBO_DRAWS, VAENet, eval_mode
 from ._rng import seed_from
 from ._validation import _check_int, _check_real, check_layer_sizes
 from .callbacks import EpochProgressBar
-from .modules import LadderVAEModule
-from .objectives import ladder_elbo_terms, ladder_iwae_bound, negative_ladder_elbo_loss
+from .modules import LadderVAEModule, precision_weighted
+from .objectives import (ladder_elbo_terms, ladder_iwae_bound, log_normal, log_standard_normal,
+                         negative_ladder_elbo_loss)
 
 __all__ = ["HierarchicalVAE"]
 
@@ -26,13 +28,38 @@ class LadderELBOLoss(nn.Module):
         super().__init__()
         self.likelihood = likelihood
         self.betas = betas
+        self.rate_scale = 1.0  # the warm-up's factor on every beta, set by the net per epoch
 
     def forward(self, module, x):
-        return negative_ladder_elbo_loss(module, self.likelihood, x, self.betas)
+        betas = self.betas
+        if self.rate_scale != 1.0:
+            betas = [self.rate_scale * b for b in (betas or (1.0,) * len(module.latent_dims))]
+        return negative_ladder_elbo_loss(module, self.likelihood, x, betas)
 
 
 class HierarchicalNet(VAENet):
-    """:class:`~skvae._net.VAENet` over a :class:`~skvae.modules.LadderVAEModule`: its scores."""
+    """:class:`~skvae._net.VAENet` over a :class:`~skvae.modules.LadderVAEModule`: warm-up and scores.
+
+    With ``warmup_epochs=W`` the epoch of 0-based index e weights every rate
+    by min(1, e / W) times its beta (Sønderby et al.'s warm-up); those
+    epochs neither count for early stopping nor are kept as its best.
+    """
+
+    def __init__(self, *args, warmup_epochs=0, **kwargs):
+        self.warmup_epochs = warmup_epochs
+        super().__init__(*args, **kwargs)
+
+    def rate_scale(self):
+        """The warm-up's factor on the betas in the epoch being trained."""
+        epoch = len(self.history) - 1  # skorch adds the epoch's history row before training it
+        return 1.0 if epoch >= self.warmup_epochs else epoch / self.warmup_epochs
+
+    def counts_for_early_stopping(self):
+        return len(self.history) - 1 >= self.warmup_epochs
+
+    def train_step(self, batch, **fit_params):
+        self.criterion_.rate_scale = self.rate_scale()
+        return super().train_step(batch, **fit_params)
 
     def score_rows(self, X, n_samples=1):
         """Per-row ELBO (``n_samples=1``) or IWAE bound over the joint latents, deterministic, in nats."""
@@ -53,6 +80,41 @@ class HierarchicalNet(VAENet):
                 for store, value in zip(parts, ladder_elbo_terms(self.module_, self.likelihood, x, eps)):
                     store.append(value.mean(0).cpu().numpy())
         return tuple(np.concatenate(p) for p in parts)
+
+    def mixture_information(self, rows, eps, chunk=64):
+        """I(X; Z) and KL(q(z) || p(z)) of the joint latents under the mixture q(z) = mean_j q(z | x_j).
+
+        The ladder's version of :func:`skvae.diagnostics.rate_distortion`'s
+        estimator: every draw z_i ~ q(z | x_i) is scored under every row's
+        posterior q(z_i | x_j) = q(z_L | x_j) prod_l q(z_l | z_{i,l+1}, x_j),
+        whose top-down prior part depends on the draw only, so it is computed
+        once per draw and combined with each row's bottom-up estimates.
+
+        ``rows``: (N, n_features) tensor; ``eps``: (S, N, sum(latent_dims)).
+        Returns two floats in nats.
+        """
+        module = self.module_
+        n_rows = rows.shape[0]
+        log_n = math.log(n_rows)
+        estimates = module.bottom_up_estimates(rows)  # per layer (N, d_l)
+        layers = module.posterior(rows, eps)  # per layer (S, N, d_l)
+        log_own = sum(log_normal(z, mu_q, logvar_q) for z, mu_q, logvar_q, _, _ in layers)
+        log_prior = sum(log_standard_normal(z) if mu_p is None else log_normal(z, mu_p, logvar_p)
+                        for z, _, _, mu_p, logvar_p in layers)
+        log_aggregate = torch.empty_like(log_own)
+        for start in range(0, n_rows, chunk):
+            part = slice(start, start + chunk)
+            total = 0.0
+            for (z, _, _, mu_p, logvar_p), (mu_hat, logvar_hat) in zip(layers, estimates):
+                z = z[:, part, None, :]  # (S, c, 1, d): each draw against every row j
+                if mu_p is None:
+                    mu_q, logvar_q = mu_hat, logvar_hat
+                else:
+                    mu_q, logvar_q = precision_weighted(mu_hat, logvar_hat, mu_p[:, part, None, :],
+                                                        logvar_p[:, part, None, :])
+                total = total + log_normal(z, mu_q, logvar_q)  # (S, c, N)
+            log_aggregate[:, part] = torch.logsumexp(total, dim=-1) - log_n
+        return float((log_own - log_aggregate).mean()), float((log_aggregate - log_prior).mean())
 
     def elbo_components(self, X, refine_steps=0, refine_lr=0.05, return_posterior=False):
         """Per-row (elbo, distortion, rate), the rate summed over the layers (see :meth:`layer_components`)."""
@@ -97,6 +159,15 @@ class HierarchicalVAE(BaseVAE):
     betas : tuple of float or None, default=None
         The rate weight of each layer, z_1 first, one per entry of
         ``latent_dims``; None gives 1.0 for every layer (the ELBO).
+    warmup_epochs : int, default=0
+        Warm-up (Sønderby et al.): epoch e (0-based) of training weights the
+        rates by ``min(1, e / warmup_epochs)`` times their betas, so the
+        first epochs train nearly an auto-encoder and the upper layers are
+        not switched off before they carry information. Without it a deep
+        hierarchy often collapses to (almost) zero rate. The epochs counted
+        by ``len(history_)``, across ``partial_fit`` and ``warm_start`` fits;
+        with ``early_stopping``, warm-up epochs are recorded but not
+        counted or kept as the best.
     likelihood : {'auto', 'bernoulli', 'gaussian'}, dict or Likelihood, default='auto'
         Observation model p(x | z_1); see :class:`VAEDensityEstimator`.
     dropout : float, default=0.0
@@ -173,6 +244,7 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
         hidden_layer_sizes=(500, 500),
         ladder_hidden_sizes=None,
         betas=None,
+        warmup_epochs=0,
         likelihood="auto",
         dropout=0.0,
         max_epochs=100,
@@ -196,6 +268,7 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
         self.hidden_layer_sizes = hidden_layer_sizes
         self.ladder_hidden_sizes = ladder_hidden_sizes
         self.betas = betas
+        self.warmup_epochs = warmup_epochs
         self.likelihood = likelihood
         self.dropout = dropout
         self.max_epochs = max_epochs
@@ -226,6 +299,7 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
         dims = _check_latent_dims(self.latent_dims)
         self._check_betas(len(dims))
         self._ladder_sizes()
+        _check_int(self.warmup_epochs, "warmup_epochs", 0)
         return super()._check_params()
 
     def _check_betas(self, n_layers):
@@ -285,6 +359,7 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
             callbacks=callbacks,
             device=str(self._torch_device()),
             verbose=int(self.verbose >= 2),
+            warmup_epochs=self.warmup_epochs,
             **self._net_kwargs(),
         )
 

@@ -23,7 +23,7 @@ ESTIMATORS = [
     BitsBackCoder(VAEDensityEstimator(**SMALL)),
     HierarchicalVAE(latent_dims=(2, 2), hidden_layer_sizes=(8,), ladder_hidden_sizes=(4,), betas=(1.0, 0.5),
                     max_epochs=3, batch_size=16, random_state=0),
-    HierarchicalVAE(latent_dims=(2, 2, 1), hidden_layer_sizes=(8,), early_stopping=True, max_epochs=3,
+    HierarchicalVAE(latent_dims=(2, 2, 1), hidden_layer_sizes=(8,), warmup_epochs=1, early_stopping=True, max_epochs=3,
                     batch_size=16, random_state=0),
 ]
 
