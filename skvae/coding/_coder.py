@@ -71,6 +71,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     estimator : skvae estimator or None, default=None
         A fitted or unfitted skvae density estimator (``VAEDensityEstimator``
         or a subclass of ``BaseVAE``). None means ``VAEDensityEstimator()``.
+        Single-layer models only: a ``HierarchicalVAE`` is refused with a
+        ``TypeError`` (bits-back over a latent hierarchy is not built).
         Fit rule: if ``estimator`` is already fitted (``check_is_fitted``
         passes), :meth:`fit` uses it as is and does not train it; otherwise
         :meth:`fit` trains a clone of it on ``X``. (``clone`` of the coder,
