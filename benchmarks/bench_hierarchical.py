@@ -1,6 +1,6 @@
 """Two-layer ladder VAE (HierarchicalVAE) against the single-layer VAE at the same training budget.
 
-``run``: on each data set and seed, two models with the same x-side network
+``run``: on each data set and seed, three models with the same x-side network
 and the same training budget (epochs, batch size, lr, rows):
 
 - ``vae``: ``VAEDensityEstimator(latent_dim=32, hidden_layer_sizes=(200,))``;
@@ -202,18 +202,20 @@ def cmd_report(args):
     commands = COMMANDS.read_text().strip() if COMMANDS.is_file() else command_line()
     text = ["# HierarchicalVAE (two-layer ladder) vs VAEDensityEstimator (one layer), same training budget", "",
             "Produced by (in this order; `report` rebuilds this file):", "", "```", commands, "```", "",
-            __doc__.split("\n\n")[1].strip(), "",
+            __doc__.split("One CSV row per unit")[0].split("\n\n", 1)[1].strip(), "",
             "Settings: latent_dims (32, 16) vs latent_dim 32, hidden_layer_sizes (200,), ladder_hidden_sizes "
-            "(100,), batch 100, lr 1e-3, no early stopping; ladder+wu: warmup_epochs=20; epochs, train/test subsampling: see the CSV "
-            "(`epochs`, `n_train`, `n_test`). Scores in nats per row (higher is better), ELBO on the scored test "
-            "rows, IWAE on the IWAE rows; bits/dim on the IWAE rows. R1, R2: the ladder's per-layer rates "
-            "(nats, test rows).", "", MACHINE, "", markdown_table(table, columns, digits=3), ""]
+            "(100,), batch 100, lr 1e-3, no early stopping; ladder+wu: warmup_epochs=20; epochs, train/test "
+            "subsampling: see the CSV (`epochs`, `n_train`, `n_test`). Scores in nats per row (higher is "
+            "better), ELBO on the scored test rows, IWAE on the IWAE rows; bits/dim on the IWAE rows. R1, R2: "
+            "the ladder's per-layer rates (nats, test rows).", "", MACHINE, "",
+            markdown_table(table, columns, digits=3), ""]
     if sweep:
         text += [f"## Betas sweep on {sweep[0]['dataset']} (layer-wise rates, test rows, nats)", "",
                  "![layer-wise rates against betas](hierarchical_betas.png)", "",
                  markdown_table(sweep, [("betas", "betas (z1, z2)"), ("test_elbo", "test ELBO"),
                                         ("distortion", "distortion"), ("rate_1", "R1"), ("rate_2", "R2"),
-                                        ("rate", "R total"), ("epochs", "epochs"), ("warmup_epochs", "warm-up"), ("n_train", "train rows")],
+                                        ("rate", "R total"), ("epochs", "epochs"), ("warmup_epochs", "warm-up"),
+                                        ("n_train", "train rows")],
                                 digits=3), ""]
         try:
             import matplotlib
