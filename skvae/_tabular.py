@@ -10,17 +10,21 @@ import numbers
 
 import numpy as np
 
-from .likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
+from .likelihoods import (MAX_GAUSSIAN_COMPONENTS, Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed,
+                          gaussian_components)
 
-KINDS = ("bernoulli", "categorical", "integer", "gaussian")
+KINDS = ("bernoulli", "categorical", "integer", "gaussian")  # 'gaussian:K' in a dict spec: gaussian, K components
 
 
 class Column:
     """What the schema knows about one column."""
 
-    def __init__(self, name, kind, dtype=None, categories=None, low=None, high=None):
+    n_components = 1  # Gaussians of a 'gaussian' column (class default: schemas pickled before it existed)
+
+    def __init__(self, name, kind, dtype=None, categories=None, low=None, high=None, n_components=1):
         self.name, self.kind, self.dtype = name, kind, dtype
         self.categories, self.low, self.high = categories, low, high
+        self.n_components = int(n_components)
 
 
 def _is_frame(X):
@@ -160,33 +164,45 @@ class TableSchema:
         """Learn a schema from training data.
 
         ``spec`` is ``'auto'`` or a dict from kind (``'bernoulli'``,
-        ``'categorical'``, ``'integer'``, ``'gaussian'``) to column names or
+        ``'categorical'``, ``'integer'``, ``'gaussian'``, or ``'gaussian:K'``
+        for a mixture of K Gaussians per column) to column names or
         indices; columns it does not list are inferred by one rule for
         arrays and DataFrames alike: bool and 0/1 columns are Bernoulli,
         other columns of an integer dtype integer, other float columns
         Gaussian, and category, string or mixed columns categorical (an
-        object column counts as the type of the values it holds).
+        object column counts as the type of the values it holds). A
+        ``'gaussian'`` column, declared or inferred, has
+        :data:`~skvae.likelihoods.GAUSSIAN_COMPONENTS` components.
         """
         from_frame = _is_frame(X)
         raw = _columns_of(X)
         names = [name for name, _, _ in raw]
-        declared = {}
+        declared, components = {}, {}
         if isinstance(spec, dict):
             for kind, cols in spec.items():
-                if kind not in KINDS:
-                    raise ValueError(f"unknown likelihood {kind!r} in the column specification; use {KINDS}")
+                k = gaussian_components(kind)
+                if k is not None:
+                    kind = "gaussian"
+                elif kind not in KINDS:
+                    raise ValueError(f"unknown likelihood {kind!r} in the column specification; use "
+                                     f"{KINDS + ('gaussian:K',)}")
                 for col in ([cols] if isinstance(cols, (str, numbers.Integral)) else cols):
                     name = names[col] if (from_frame and isinstance(col, numbers.Integral)
                                           and col not in names) else col
                     if name not in names:
                         raise ValueError(f"the column specification names {col!r}, which is not a column")
                     declared[name] = kind
+                    if k is not None:
+                        components[name] = k
         elif spec != "auto":
             raise ValueError(f"spec must be 'auto' or a dict, got {spec!r}")
         columns = []
         for name, values, dtype in raw:
             kind = declared.get(name) or _infer_kind(name, values, dtype)
-            columns.append(cls._learn_column(name, kind, values, dtype))
+            column = cls._learn_column(name, kind, values, dtype)
+            if kind == "gaussian":
+                column.n_components = components.get(name, gaussian_components("gaussian"))
+            columns.append(column)
         import pandas as pd
 
         missing = any(bool(pd.isna(values).any()) for _, values, _ in raw)
@@ -220,24 +236,30 @@ class TableSchema:
 
     @property
     def spec(self):
-        """Dict from kind to the list of column names (or indices) of that kind."""
+        """Dict from kind to the list of column names (or indices) of that kind.
+
+        A Gaussian column with K > 1 components is listed under ``'gaussian:K'``.
+        """
         out = {}
         for col in self.columns:
-            out.setdefault(col.kind, []).append(col.name)
+            out.setdefault(_kind_name(col), []).append(col.name)
         return out
 
     def likelihood(self):
         """The per-column observation model as one :class:`~skvae.likelihoods.Mixed`."""
         parts = []
-        for kind in KINDS:
-            idx = [j for j, col in enumerate(self.columns) if col.kind == kind]
+        groups = [(kind, None) for kind in KINDS if kind != "gaussian"]  # the gaussian kind is last in KINDS
+        groups += [("gaussian", k) for k in sorted({c.n_components for c in self.columns if c.kind == "gaussian"})]
+        for kind, n_components in groups:  # KINDS' order; Gaussian columns grouped by their component count
+            idx = [j for j, col in enumerate(self.columns) if col.kind == kind
+                   and (n_components is None or col.n_components == n_components)]
             if not idx:
                 continue
             cols = [self.columns[j] for j in idx]
             if kind == "bernoulli":
                 model = Bernoulli()
             elif kind == "gaussian":
-                model = Gaussian()
+                model = Gaussian() if n_components == 1 else Gaussian(n_components=n_components)
             elif kind == "categorical":
                 model = Categorical([len(c.categories) for c in cols])
             else:
@@ -320,7 +342,10 @@ class TableSchema:
                              "categories": None if c.categories is None else
                              [_json_scalar(v, f"category of column {c.name!r}") for v in c.categories],
                              "low": None if c.low is None else float(c.low),
-                             "high": None if c.high is None else float(c.high)} for c in self.columns]}
+                             "high": None if c.high is None else float(c.high),
+                             # written only for mixtures: one-component schemas keep their bytes
+                             **({"n_components": c.n_components} if c.n_components != 1 else {})}
+                            for c in self.columns]}
 
     @classmethod
     def from_json(cls, spec):
@@ -331,8 +356,13 @@ class TableSchema:
                 if c["kind"] not in KINDS:
                     raise ValueError(f"unknown column kind {c['kind']!r}")
                 categories = None if c["categories"] is None else np.asarray(c["categories"], dtype=object)
+                n_components = c.get("n_components", 1)
+                if isinstance(n_components, bool) or not isinstance(n_components, int) or \
+                        not 1 <= n_components <= MAX_GAUSSIAN_COMPONENTS or (c["kind"] != "gaussian"
+                                                                            and n_components != 1):
+                    raise ValueError(f"bad n_components {n_components!r} of a {c['kind']} column")
                 columns.append(Column(c["name"], c["kind"], _dtype_from_json(c["dtype"]), categories=categories,
-                                      low=c["low"], high=c["high"]))
+                                      low=c["low"], high=c["high"], n_components=n_components))
             array_dtype = spec.get("array_dtype")
             if array_dtype is not None:
                 array_dtype = np.dtype(array_dtype)
@@ -342,6 +372,13 @@ class TableSchema:
                        array_dtype=array_dtype)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad column schema: {exc!r}") from None
+
+
+def _kind_name(column):
+    """'gaussian:K' for a Gaussian column of K > 1 components, else the column's kind."""
+    if column.kind == "gaussian" and column.n_components != 1:
+        return f"gaussian:{column.n_components}"
+    return column.kind
 
 
 def _json_scalar(value, what):

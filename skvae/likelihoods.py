@@ -8,6 +8,8 @@ definition of each observation model in the library.
 """
 
 import math
+import numbers
+import re
 
 import numpy as np
 
@@ -17,7 +19,11 @@ try:
 except ImportError:  # decoding a bits-back file (skvae.coding) needs the objects' numbers, not torch
     torch = F = None
 
-__all__ = ["Likelihood", "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "Mixed", "get_likelihood"]
+__all__ = ["Likelihood", "Bernoulli", "Gaussian", "Categorical", "DiscretizedLogistic", "Mixed", "get_likelihood",
+           "gaussian_components"]
+
+GAUSSIAN_COMPONENTS = 1  # Gaussians per float column under likelihood='auto' and 'gaussian'
+MAX_GAUSSIAN_COMPONENTS = 64
 
 
 class Likelihood:
@@ -125,26 +131,47 @@ class Bernoulli(Likelihood):
 
 
 class Gaussian(Likelihood):
-    """Independent Gaussian per column with a learned mean and scale.
+    """Independent Gaussian (or Gaussian mixture) per column with learned means and scales.
 
-    The decoder outputs ``2 * n_features`` values: means, then log standard
-    deviations, of the standardized column ``(x - center) / scale``. The log
-    scale is bounded to ``[min_log_scale, max_log_scale]`` so that the
-    density cannot collapse onto single training points. ``center`` and
+    With ``n_components=1`` the decoder outputs ``2 * n_features`` values:
+    means, then log standard deviations, of the standardized column
+    ``(x - center) / scale``. With ``n_components=K > 1`` each column is a
+    mixture of K Gaussians given z, and the decoder outputs
+    ``3 * K * n_features`` values: the K means of every column (column by
+    column), then their K log standard deviations, then their K mixture
+    logits (weights = softmax of the logits); the column's density is
+    ``sum_k w_k N(x; mean_k, sd_k)``. A mixture can follow a column that is
+    multimodal, zero-inflated or takes few distinct values, where one
+    Gaussian given z cannot.
+
+    The log scale is bounded to ``[min_log_scale, max_log_scale]`` so that
+    the density cannot collapse onto single training points. ``center`` and
     ``scale`` (per column; None means 0 and 1) are the training rows' mean
     and standard deviation, set by :meth:`fitted_to` when an estimator is
     fitted: the network works on unit scale whatever the data's units, and
     densities include the Jacobian ``-log(scale)``, so they are in the data's
     units and compare with other density estimators.
+
+    Parameters
+    ----------
+    min_log_scale, max_log_scale : float, default=-7.0, 7.0
+        Bounds of the log standard deviation (of every component), in
+        standardized units.
+    center, scale : array-like of shape (n_features,) or None, default=None
+        The standardization (set by :meth:`fitted_to`).
+    n_components : int, default=1
+        Gaussians per column. 1 is the plain Gaussian.
     """
 
     name = "gaussian"
+    n_components = 1  # the class default: objects pickled before the parameter existed have one
 
-    def __init__(self, min_log_scale=-7.0, max_log_scale=7.0, center=None, scale=None):
+    def __init__(self, min_log_scale=-7.0, max_log_scale=7.0, center=None, scale=None, n_components=1):
         self.min_log_scale = min_log_scale
         self.max_log_scale = max_log_scale
         self.center = None if center is None else np.asarray(center, dtype=np.float64).ravel()
         self.scale = None if scale is None else np.asarray(scale, dtype=np.float64).ravel()
+        self.n_components = _check_components(n_components)
 
     def fitted_to(self, X):
         X = np.asarray(X, dtype=np.float64)
@@ -155,23 +182,34 @@ class Gaussian(Likelihood):
         center = np.nanmean(X, axis=0) if len(X) else np.zeros(X.shape[1])
         scale = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
         scale = np.where(np.isfinite(scale) & (scale > 1e-12 * np.maximum(1.0, np.abs(center))), scale, 1.0)
-        return Gaussian(self.min_log_scale, self.max_log_scale, center, scale)
+        return Gaussian(self.min_log_scale, self.max_log_scale, center, scale, n_components=self.n_components)
 
     def _split(self, params):
         loc, log_scale = params.chunk(2, dim=-1)
         return loc, log_scale.clamp(self.min_log_scale, self.max_log_scale)
 
+    def _components(self, params):
+        """(means, log scales, log weights) of a mixture, each of shape ``(..., n_features, K)``."""
+        k = self.n_components
+        blocks = params.reshape(*params.shape[:-1], 3, params.shape[-1] // (3 * k), k)
+        loc, log_scale, logits = blocks.unbind(-3)
+        return loc, log_scale.clamp(self.min_log_scale, self.max_log_scale), logits.log_softmax(-1)
+
     def n_params(self, n_features):
-        return 2 * n_features
+        return (2 if self.n_components == 1 else 3 * self.n_components) * n_features
 
     def log_prob_per_feature(self, params, x):
-        loc, log_scale = self._split(params)
         log_jacobian = 0.0
         if self.center is not None:
             x = (x - self._constant("center", params)) / self._constant("scale", params)
             log_jacobian = torch.log(self._constant("scale", params))
-        return -0.5 * ((x - loc) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi) \
-            - log_jacobian
+        if self.n_components == 1:
+            loc, log_scale = self._split(params)
+            return -0.5 * ((x - loc) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi) \
+                - log_jacobian
+        loc, log_scale, log_weight = self._components(params)
+        per_component = -0.5 * ((x.unsqueeze(-1) - loc) * torch.exp(-log_scale)) ** 2 - log_scale + log_weight
+        return per_component.logsumexp(-1) - 0.5 * math.log(2 * math.pi) - log_jacobian
 
     def _to_data_units(self, values):
         if self.center is None:
@@ -179,12 +217,22 @@ class Gaussian(Likelihood):
         return values * self._constant("scale", values) + self._constant("center", values)
 
     def sample(self, params, generator=None):
-        loc, log_scale = self._split(params)
+        if self.n_components == 1:
+            loc, log_scale = self._split(params)
+        else:  # a component per entry by inverse CDF of its weights, then a draw from that component
+            loc, log_scale, log_weight = self._components(params)
+            cdf = log_weight.exp().cumsum(-1)
+            u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=params.device, dtype=params.dtype)
+            pick = (u * cdf[..., -1:] > cdf).sum(-1, keepdim=True).clamp(max=self.n_components - 1)
+            loc, log_scale = loc.gather(-1, pick).squeeze(-1), log_scale.gather(-1, pick).squeeze(-1)
         eps = torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
         return self._to_data_units(loc + torch.exp(log_scale) * eps)
 
     def mean(self, params):
-        return self._to_data_units(self._split(params)[0])
+        if self.n_components == 1:
+            return self._to_data_units(self._split(params)[0])
+        loc, _, log_weight = self._components(params)
+        return self._to_data_units((loc * log_weight.exp()).sum(-1))
 
     def check_support(self, X, column_names=None):
         # Finiteness is checked by input validation; every real value is allowed.
@@ -198,7 +246,17 @@ class Gaussian(Likelihood):
         return Affine(self.center, self.scale)
 
     def __repr__(self):
-        return f"Gaussian(min_log_scale={self.min_log_scale}, max_log_scale={self.max_log_scale})"
+        extra = "" if self.n_components == 1 else f", n_components={self.n_components}"
+        return f"Gaussian(min_log_scale={self.min_log_scale}, max_log_scale={self.max_log_scale}{extra})"
+
+
+def _check_components(n_components):
+    """``n_components`` as an int >= 1, else TypeError / ValueError naming it."""
+    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
+        raise TypeError(f"n_components must be an int >= 1, got {n_components!r}")
+    if n_components < 1 or n_components > MAX_GAUSSIAN_COMPONENTS:
+        raise ValueError(f"n_components must be in 1 .. {MAX_GAUSSIAN_COMPONENTS}, got {n_components!r}")
+    return int(n_components)
 
 
 class Categorical(Likelihood):
@@ -418,6 +476,30 @@ class Mixed(Likelihood):
 
 
 _LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian}
+_GAUSSIAN_KIND = re.compile(r"gaussian:([0-9]+)")
+
+
+def gaussian_components(kind):
+    """Gaussians per column that a kind name asks for, or None if it names no Gaussian.
+
+    ``'gaussian'`` means the default, :data:`GAUSSIAN_COMPONENTS`;
+    ``'gaussian:K'`` means K (a mixture of K Gaussians per column, 1 the
+    plain Gaussian). ValueError for a ``'gaussian:...'`` that is not of
+    that form.
+    """
+    if not isinstance(kind, str) or not kind.startswith("gaussian"):
+        return None
+    if kind == "gaussian":
+        return GAUSSIAN_COMPONENTS
+    match = _GAUSSIAN_KIND.fullmatch(kind)
+    if match is None:
+        if kind.startswith("gaussian:"):
+            raise ValueError(f"{kind!r} is not 'gaussian:K' with a whole number K of components (e.g. 'gaussian:4')")
+        return None
+    k = int(match.group(1))
+    if not 1 <= k <= MAX_GAUSSIAN_COMPONENTS:
+        raise ValueError(f"{kind!r} asks for {k} components; allowed are 1 .. {MAX_GAUSSIAN_COMPONENTS}")
+    return k
 
 
 def get_likelihood(likelihood):
@@ -426,8 +508,9 @@ def get_likelihood(likelihood):
     Parameters
     ----------
     likelihood : str or Likelihood
-        ``'bernoulli'`` or ``'gaussian'``, or an instance of a subclass of
-        :class:`Likelihood`.
+        ``'bernoulli'``, ``'gaussian'`` (:data:`GAUSSIAN_COMPONENTS`
+        Gaussians per column), ``'gaussian:K'`` (a mixture of K Gaussians
+        per column), or an instance of a subclass of :class:`Likelihood`.
 
     Returns
     -------
@@ -435,11 +518,14 @@ def get_likelihood(likelihood):
     """
     if isinstance(likelihood, Likelihood):
         return likelihood
-    if isinstance(likelihood, str) and likelihood in _LIKELIHOODS:
-        return _LIKELIHOODS[likelihood]()
+    if isinstance(likelihood, str) and likelihood == "bernoulli":
+        return Bernoulli()
+    k = gaussian_components(likelihood)
+    if k is not None:
+        return Gaussian(n_components=k)
     raise ValueError(
-        f"likelihood must be one of {sorted(_LIKELIHOODS) + ['auto']}, a dict of columns per likelihood, "
-        f"or a Likelihood instance, got {likelihood!r}"
+        f"likelihood must be one of {sorted(_LIKELIHOODS) + ['auto', 'gaussian:K']}, a dict of columns per "
+        f"likelihood, or a Likelihood instance, got {likelihood!r}"
     )
 
 

@@ -9,7 +9,8 @@ Two kinds of symbols are coded:
 * the data columns, coded under p(x|z) through an adapter per likelihood
   (:class:`BernoulliColumns` for 0/1 columns, :class:`CategoricalColumns`,
   :class:`IntegerColumns`, :class:`QuantizedGaussianColumns` for real values
-  on a grid, :class:`MixedColumns` for tables).
+  on a grid, ``_mixture_columns.GaussianMixtureColumns`` for Gaussian
+  mixtures on a grid, :class:`MixedColumns` for tables).
 
 Adapters receive the decoder's output from the fixed-point networks of
 :mod:`skvae.coding._fixed_point` (the same float64 bits on every machine) and
@@ -698,3 +699,6 @@ def column_model_for(likelihood, n_features, precision, grid=None, missing=None)
         f"supported (supported: {supported}). Real-valued (Gaussian) columns have no lossless code: "
         f"round them to integers on a grid of your choice and declare them 'integer'."
     )
+
+
+from . import _mixture_columns  # noqa: E402,F401  registers Gaussian mixtures (n_components > 1)

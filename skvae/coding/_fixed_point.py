@@ -83,7 +83,9 @@ def likelihood_to_json(likelihood):
         return {"kind": "gaussian", "min_log_scale": float(likelihood.min_log_scale),
                 "max_log_scale": float(likelihood.max_log_scale),
                 "center": None if likelihood.center is None else likelihood.center.tolist(),
-                "scale": None if likelihood.scale is None else likelihood.scale.tolist()}
+                "scale": None if likelihood.scale is None else likelihood.scale.tolist(),
+                # only for mixtures: one-component model files keep their bytes and fingerprints
+                **({"n_components": likelihood.n_components} if likelihood.n_components != 1 else {})}
     raise ValueError(f"BitsBackCoder cannot code the likelihood {likelihood!r} (supported: bernoulli, "
                      f"categorical, integer, gaussian with a quantization grid, and tables of these)")
 
@@ -102,7 +104,7 @@ def likelihood_from_json(spec):
             return DiscretizedLogistic(spec["low"], spec["high"], float(spec["min_log_scale"]))
         if kind == "gaussian":
             return Gaussian(float(spec["min_log_scale"]), float(spec["max_log_scale"]), spec["center"],
-                            spec["scale"])
+                            spec["scale"], n_components=spec.get("n_components", 1))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad likelihood description {spec!r}: {exc}") from None
     raise ValueError(f"unknown likelihood kind {spec.get('kind')!r}")
