@@ -79,6 +79,16 @@ def test_wsa_counts_only_after_the_warm_up(rows):
     assert len(wsa.history_) == 8  # epochs 1-6 warm up, epoch 7 sets the best, epoch 8 fails to beat it
 
 
+def test_wsa_early_stops_by_default_with_patience_30(rows):
+    """WSAVAE() holds out 10 % of the rows and stops 30 counted epochs after its best (issue 17's default)."""
+    X, _ = rows
+    counter = _CountRows()
+    wsa = WSAVAE(**FAST, warmup_epochs=2, tol=1e9, callbacks=[counter]).fit(X)  # only epoch 3 can set a best
+    assert len(wsa.history_) == 2 + 1 + 30 < wsa.max_epochs
+    assert set(counter.per_epoch) == {270}  # 30 of the 300 rows held out in every epoch
+    assert wsa.best_validation_score_ == wsa.history_[2, "valid_elbo"]
+
+
 def test_rha_encoder_only_phase_is_not_cut_short(rows):
     X, _ = rows
     rha = ReverseHalfAsleep(**FAST, mode="post_hoc", max_epochs=3, rha_epochs=4, early_stopping=True,

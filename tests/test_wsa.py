@@ -19,8 +19,10 @@ from skvae._wsa_objective import (
 from skvae.objectives import elbo_terms
 from skvae.wsa import WSAVAE, PlainVAEWarning, WeightedSelfAugmentation
 
+# early_stopping=False: these tests count the algorithm's steps on every row of X_small (WSAVAE holds
+# out a validation share by default; tests/test_early_stopping.py covers that path)
 TINY = dict(latent_dim=2, hidden_layer_sizes=(16,), discriminator_hidden_layer_sizes=(16,), batch_size=50,
-            random_state=0)
+            random_state=0, early_stopping=False)
 WSA_KEYS = ("weight_mean", "weight_max", "weight_ess", "discriminator_loss", "discriminator_accuracy")
 WEIGHT_KEYS = ("weight_mean", "weight_max", "weight_ess")
 
@@ -373,8 +375,10 @@ def test_vae_sees_real_and_generated_rows_in_one_pass(fitted, X_small, monkeypat
     assert calls == [60]
 
 
-def test_default_stabilizers():
+def test_default_stabilizers_and_training_length():
     params = WSAVAE().get_params()
+    # issue 17: long enough for the plain VAE to over-fit, stopped on held-out rows (bench_wsa default-report)
+    assert params["early_stopping"] is True and params["n_iter_no_change"] == 30 and params["max_epochs"] == 500
     assert params["self_normalize"] is True and params["weight_power"] == 0.5 and params["weight_floor"] == 0.0
     assert params["n_augment"] == 1
     assert params["discriminator_hidden_layer_sizes"] == (64,) and params["discriminator_lr"] == 1e-4
