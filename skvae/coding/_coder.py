@@ -44,7 +44,7 @@ from ._entropy_models import MISSING_PRECISION, LatentGrid, column_model_for
 from ._fixed_point import ARITHMETIC_VERSION, PortableModel
 from ._model_file import read_model_file, write_model_file
 from ._index import index_from_json, index_to_json
-from ._quantization import check_quantization, measure_grid, measure_integer_ranges
+from ._quantization import check_quantization, measure_grid, measure_integer_ranges, shortest_decimals
 
 __all__ = ["BitsBackCoder"]
 
@@ -388,6 +388,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         else:
             X = self._check_shape(X.toarray() if sp.issparse(X) else X)
         codes = self.schema_.encode(X)
+        for j, column in enumerate(self.schema_.columns):
+            narrow = _narrow_float_dtype(column)
+            if narrow is not None:  # its values as the decimals they were written as; decoding casts back
+                codes[:, j] = shortest_decimals(codes[:, j].astype(narrow))
         missing = np.isnan(codes)
         codes[missing] = np.nan  # one NaN bit pattern, the one decoding restores
         self.model_.likelihood.check_support(codes, column_names=names)  # before narrowing the dtype
@@ -818,6 +822,14 @@ def _check_codable(estimator):
     reason = getattr(estimator, "_not_codable", None)
     if reason:
         raise TypeError(f"{reason}; got {type(estimator).__name__}")
+
+
+def _narrow_float_dtype(column):
+    """The numpy dtype of a real-valued table column stored narrower than float64 (float32, Float32), or None."""
+    if column.kind != "gaussian" or column.dtype is None:
+        return None
+    dtype = np.dtype(getattr(column.dtype, "numpy_dtype", column.dtype))
+    return dtype if dtype.kind == "f" and dtype.itemsize < 8 else None
 
 
 def _check_skvae(estimator):

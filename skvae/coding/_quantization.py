@@ -20,7 +20,7 @@ import numpy as np
 from .._validation import _check_real
 
 __all__ = ["MAX_DECIMALS", "MAX_STEPS", "MAX_INTEGER_VALUES", "check_quantization", "decimal_values",
-           "measure_grid", "measure_integer_ranges"]
+           "measure_grid", "measure_integer_ranges", "shortest_decimals"]
 
 MAX_DECIMALS = 12
 MAX_STEPS = 1 << 31  # the widest k range a quantized column may span
@@ -48,6 +48,34 @@ def decimal_values(k, step):
     exact_inverse = np.abs(inverse * step - 1.0) < 1e-12
     return np.where(exact_inverse, k / np.where(exact_inverse, inverse, 1.0), k * step)
 
+
+
+def shortest_decimals(values):
+    """float64 of each value's shortest decimal that rounds back to it in the values' own (narrow) dtype.
+
+    A float32 0.1 is 0.100000001490116... in float64, on no decimal grid; the
+    decimal 0.1 rounds back to it, so a table's float32 column is coded as
+    those decimals and restored bit for bit by the cast to float32 that
+    decoding applies. Nine significant digits always suffice for float32,
+    so every finite value finds one; NaN stays NaN.
+    """
+    narrow = np.asarray(values)
+    wide = narrow.astype(np.float64)
+    out = wide.copy()
+    done = ~np.isfinite(wide) | (wide == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(np.abs(np.where(done, 1.0, wide)))).astype(np.int64)
+    for digits in range(1, np.finfo(narrow.dtype).precision + 4):
+        shift = digits - 1 - exponent  # decimals after the point at this many significant digits
+        scale = 10.0 ** np.abs(shift)
+        with np.errstate(over="ignore", invalid="ignore"):
+            candidate = np.where(shift >= 0, np.rint(wide * scale) / scale, np.rint(wide / scale) * scale)
+        hit = ~done & (candidate.astype(narrow.dtype) == narrow)
+        out[hit] = candidate[hit]
+        done |= hit
+        if done.all():
+            break
+    return out
 
 def _on_grid(values, step):
     """k of every value and whether each value is exactly ``k * step`` in its own dtype."""
