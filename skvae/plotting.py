@@ -366,6 +366,7 @@ def plot_layer_rates(betas, rates, distortion=None, ax=None):
         heights = np.array([r[level] if level < len(r) else 0.0 for r in rates])
         ax.bar(x, heights, bottom=bottom, color=f"C{level}", label=f"R{level + 1} (z{level + 1})")
         bottom += heights
+    ax.set_ylim(0.0, 1.15 * max(float(bottom.max()), 1e-9))  # room above the tallest bar for the legend
     ax.set_xticks(x)
     ax.set_xticklabels(["(" + ", ".join(f"{b:g}" for b in row) + ")" for row in betas], rotation=30)
     ax.set_xlabel("betas (z1, ..., zL)")
@@ -373,10 +374,13 @@ def plot_layer_rates(betas, rates, distortion=None, ax=None):
     handles, labels = ax.get_legend_handles_labels()
     if distortion is not None:
         right = getattr(ax, "right_ax_", None) or ax.twinx()
-        right.plot(x, np.asarray(distortion, dtype=float), "k^", ls="none", label="distortion")
+        values = np.asarray(distortion, dtype=float)
+        right.plot(x, values, "k^", ls="none", label="distortion")
+        span = max(float(values.max() - values.min()), 1e-6 * max(1.0, abs(float(values.max()))))
+        right.set_ylim(float(values.min()) - 0.1 * span, float(values.max()) + 0.35 * span)  # legend room
         right.set_ylabel("distortion (nats)")
         ax.right_ax_ = right
         more = right.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, fontsize="small")
+    ax.legend(handles, labels, fontsize="small", loc="upper center", ncol=n_layers + (distortion is not None))
     return ax
