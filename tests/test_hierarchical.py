@@ -341,3 +341,12 @@ def test_plot_layer_rates(fitted, X):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_fit_in_chunks(X):
+    from skvae.streaming import fit_in_chunks
+
+    est = fit_in_chunks(HierarchicalVAE(latent_dims=(3, 2), warmup_epochs=2, **SMALL), X, n_epochs=3,
+                        chunk_size=100, random_state=0)
+    assert len(est.history_) == 9  # 3 epochs x 3 chunks, one partial_fit each
+    assert est.net_.criterion_.rate_scale == 1.0 and np.isfinite(est.score(X))
