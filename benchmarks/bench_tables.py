@@ -393,7 +393,7 @@ def done_units():
 def append(table, seed, method, metrics, note):
     new = not CSV_PATH.exists()
     with CSV_PATH.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
         if new:
             w.writeheader()
         if not metrics:
@@ -529,9 +529,14 @@ def write_report():
          "machine. One 70/30 split (`train_test_split(random_state=0)`) for every seed; the seed is the "
          f"estimators' `random_state`. Seeds in the CSV: {seeds}. Values are mean ± sample std over the seeds "
          "present (a single number: one seed). `VAEDensityEstimator(random_state=seed)` with every other "
-         "setting at its default; raw columns. Code: the runs of 2026-12-02 13:24-13:56 UTC used the library at "
-         "48ff100 (the coder of complete tables unchanged by 7f11e2d, which added missing cells; `vae_holes` "
-         "rows, including its coded file, ran at 7f11e2d).", ""]
+         "setting at its default; raw columns. Code: the default is a mixture of 4 Gaussians per real column "
+         "since the commit that wrote this sentence (`skvae.likelihoods.GAUSSIAN_COMPONENTS = 4`); the `vae`, "
+         "`vae_real`, `vae_int` and `vae_holes` rows were rerun with it (2026-12-02 from 15:45 UTC). The "
+         "baselines, codecs and imputers, and the one-Gaussian rows kept for comparison (`vae_mix1`: the "
+         "section-1 model of the old default; `vae_k1`, `vae_int_k1`, `vae_holes_k1`: the other old default "
+         "rows, not in the report; `vae_e500`), ran 13:24-13:56 UTC at 48ff100 (`vae_holes*` at 7f11e2d); "
+         "`vae_mix4`, `vae_mix8` and `vae_mix4_b32` at f5b40bc (15:15-15:37 UTC). A rerun of an old default row "
+         "at f5b40bc with K=1 reproduced it bit for bit (wine seed 0: ELBO, IWAE-100, payload).", ""]
     # shapes / notes
     L += ["## Tables", "", "| table | rows train/test | columns | kinds chosen by `'auto'` (vae) | note |",
           "|---|---|---:|---|---|"]
@@ -642,7 +647,8 @@ def write_report():
     if extra:
         L += ["", "## 2b. Not a default: more epochs", "",
               "Same float columns as section 1, `VAEDensityEstimator(random_state=seed, max_epochs=N)` "
-              "(`--extra-epochs N`): whether the gap to GaussianMixture is under-training at the default 100 epochs.",
+              "(`--extra-epochs N`): whether the gap to GaussianMixture is under-training at the default 100 epochs. "
+              "Run with the one-Gaussian default of before (K=1).",
               "", "| table | method | seeds | ELBO | IWAE-100 | GMM (CV) | VAE − GMM | fit s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
         for t in tables:
             for m in extra:

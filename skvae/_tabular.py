@@ -238,7 +238,10 @@ class TableSchema:
     def spec(self):
         """Dict from kind to the list of column names (or indices) of that kind.
 
-        A Gaussian column with K > 1 components is listed under ``'gaussian:K'``.
+        Gaussian columns with the default number of components
+        (:data:`~skvae.likelihoods.GAUSSIAN_COMPONENTS`) are listed under
+        ``'gaussian'``, others with K components under ``'gaussian:K'``, so
+        the dict, given as ``likelihood``, reproduces the schema.
         """
         out = {}
         for col in self.columns:
@@ -375,8 +378,8 @@ class TableSchema:
 
 
 def _kind_name(column):
-    """'gaussian:K' for a Gaussian column of K > 1 components, else the column's kind."""
-    if column.kind == "gaussian" and column.n_components != 1:
+    """'gaussian:K' for a Gaussian column of a K other than the default, else the column's kind."""
+    if column.kind == "gaussian" and column.n_components != gaussian_components("gaussian"):
         return f"gaussian:{column.n_components}"
     return column.kind
 

@@ -28,10 +28,16 @@ class VAEDensityEstimator(BaseVAE):
         other float columns Gaussian (standardized inside the model),
         category, string and mixed columns categorical with a one-hot
         encoder input; an object column counts as the type of the values it
-        holds. A dict such as ``{'categorical': ['color'], 'integer': [3]}``
-        fixes the kind of the columns it names and infers the rest; the
-        result is kept in ``schema_``. ``'bernoulli'`` needs 0/1 data,
-        ``'gaussian'`` models every column as real.
+        holds. A Gaussian column is a mixture of 4 Gaussians given z
+        (``skvae.likelihoods.GAUSSIAN_COMPONENTS``), for every table alike,
+        so that it can follow a column that is multimodal, zero-inflated or
+        takes few values; ``'gaussian:K'`` (as a dict key, or as the whole
+        ``likelihood``) asks for K components, ``'gaussian:1'`` for the
+        single Gaussian per column (the default of skvae before the
+        mixtures). A dict such as ``{'categorical': ['color'], 'integer':
+        [3]}`` fixes the kind of the columns it names and infers the rest;
+        the result is kept in ``schema_``. ``'bernoulli'`` needs 0/1 data,
+        ``'gaussian'`` models every column as real (4 components).
     beta : float, default=1.0
         Weight of the KL (rate) term during training; scores always use 1.
     dropout : float, default=0.0

@@ -141,7 +141,7 @@ def test_schema_gives_declared_and_default_component_counts():
     schema = TableSchema.infer(frame, {"gaussian:3": ["size"]})
     kinds = {c.name: (c.kind, c.n_components) for c in schema.columns}
     assert kinds["size"] == ("gaussian", 3) and kinds["other"] == ("gaussian", lk.GAUSSIAN_COMPONENTS)
-    assert schema.spec["gaussian:3"] == ["size"]
+    assert schema.spec["gaussian:3"] == ["size"] and schema.spec["gaussian"] == ["other"]  # the default: 'gaussian'
     gaussians = [part for part, _ in schema.likelihood().parts if part.name == "gaussian"]
     assert sorted(g.n_components for g in gaussians) == sorted({3, lk.GAUSSIAN_COMPONENTS})
     # the spec a schema reports reproduces it
