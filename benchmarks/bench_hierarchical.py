@@ -11,7 +11,7 @@ and the same training budget (epochs, batch size, lr, rows):
   warm-up: the rates' weight grows linearly from 0 to 1 over the first 20 epochs;
   20 was fixed beforehand as a fifth of the budget, not tuned).
 
-Both train ``--epochs`` epochs (no early stopping) on the training split,
+All three train ``--epochs`` epochs (no early stopping) on the training split,
 subsampled to ``--max-train`` rows (a fixed random subset per seed) when it is
 larger: the budget of this machine (two shared cores, one torch thread) does not
 allow full passes over pumsb_star, accidents or msnbc. The test split is
@@ -24,7 +24,7 @@ coded column, only its ideal bits-back cost -ELBO/(d log 2).
 
 ``sweep``: on one data set, ladders trained with a grid of betas; each row
 records the per-layer rates (test rows, nats) for the "trading information
-between layers" plot ``hierarchical_betas_<dataset>.png``.
+between layers" plot ``hierarchical_betas.png``.
 
 One CSV row per unit, resumable (recorded units are skipped). ``report``
 rebuilds the markdown and the plot from the CSVs.
@@ -183,6 +183,9 @@ def cmd_report(args):
             "iwae_rows": vae[0]["iwae_rows"],
             "vae_iwae": _mean(vae, "test_iwae"), "ladder_iwae": _mean(lad, "test_iwae"),
             "wu_iwae": _mean(wu, "test_iwae"), "gain": _mean(wu, "test_iwae") - _mean(vae, "test_iwae"),
+            "gain_seeds": ", ".join(f"{float(w['test_iwae']) - float(v['test_iwae']):+.2f}"
+                                    for v, w in zip(sorted(vae, key=lambda r: r["seed"]),
+                                                    sorted(wu, key=lambda r: r["seed"]))),
             "vae_elbo": _mean(vae, "test_elbo"), "ladder_elbo": _mean(lad, "test_elbo"),
             "wu_elbo": _mean(wu, "test_elbo"), "vae_r": _mean(vae, "rate"),
             "ladder_r": f"{_mean(lad, 'rate_1'):.2f} / {_mean(lad, 'rate_2'):.2f}",
@@ -193,7 +196,7 @@ def cmd_report(args):
         })
     columns = [("dataset", "data set"), ("seeds", "seeds"), ("n_train", "train rows used/all"),
                ("iwae_rows", "IWAE rows"), ("vae_iwae", "VAE IWAE"), ("ladder_iwae", "ladder IWAE"),
-               ("wu_iwae", "ladder+wu IWAE"), ("gain", "ladder+wu − VAE"), ("vae_elbo", "VAE ELBO"),
+               ("wu_iwae", "ladder+wu IWAE"), ("gain", "ladder+wu − VAE"), ("gain_seeds", "per seed"), ("vae_elbo", "VAE ELBO"),
                ("ladder_elbo", "ladder ELBO"), ("wu_elbo", "ladder+wu ELBO"), ("vae_r", "VAE rate"),
                ("ladder_r", "ladder R1 / R2"), ("wu_r", "ladder+wu R1 / R2"),
                ("vae_coded", "VAE coded bits/dim"), ("vae_ideal", "VAE −ELBO bits/dim"),
