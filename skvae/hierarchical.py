@@ -196,7 +196,14 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
     the marginal q(z_l | x), which has no closed form.
 
     :class:`~skvae.BitsBackCoder` does not code hierarchical models yet and
-    refuses them; the per-row posterior refinement of
+    refuses them with a ``TypeError``. Building it needs a fixed-point copy of
+    the bottom-up heads, the top-down networks and the precision-weighted
+    combination; the order would be: pop z_L, ..., z_1 from q top-down, push
+    x under p(x | z_1), then z_1 under p(z_1 | z_2), ..., z_L under N(0, I).
+    Bit-Swap's interleaved order (Kingma et al. 2019) does not apply as it
+    is: it pops z_{l+1} from a bottom-up q(z_{l+1} | z_l) after pushing z_l,
+    while the ladder's q(z_l | z_{l+1}, x) runs top-down and needs every
+    layer above before z_l. The per-row posterior refinement of
     :mod:`skvae.diagnostics` (``optimal_inference``, ``generalization_gaps``)
     is not built for them either.
 
