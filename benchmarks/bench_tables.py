@@ -602,7 +602,9 @@ def write_report():
               "`'auto'` makes Gaussian modelled as a mixture of K Gaussians given z "
               "(`skvae.likelihoods.GAUSSIAN_COMPONENTS = K` during the fit); `_b<B>`: also `batch_size=B`. "
               "`vae` is the section-1 model at the library's default. Bits: the BitsBackCoder payload of "
-              "the test table on the decimal grid (section 2c's units).", "",
+              "the test table on the decimal grid (section 2c's units). Commands: `OMP_NUM_THREADS=1 nice -n 10 python "
+              "benchmarks/bench_tables.py --seeds 0 1 2 --mixture 4` (then `--mixture 8`, and `--mixture 4 32`, "
+              "stopped after three seed-0 units for time).", "",
               "| table | method | seeds | ELBO | IWAE-100 | VAE − GMM | payload bits/row | finite loss | fit s |",
               "|---|---|---:|---:|---:|---:|---:|---|---:|"]
         counts = {}
