@@ -57,7 +57,8 @@ def test_sample_returns_original_types(fitted):
     assert out["flag"].dtype == bool and out["count"].dtype == np.int64 and out["size"].dtype == np.float64
     assert isinstance(out["color"].dtype, pd.CategoricalDtype)
     assert list(out["color"].cat.categories) == ["blue", "green", "red"]
-    assert set(out["city"]) <= {"north", "south"} and out["count"].between(0, 9).all()
+    # the integer model gives every integer a probability: a draw may leave the range seen in fit (0..9)
+    assert set(out["city"]) <= {"north", "south"} and out["count"].between(0, 9).mean() > 0.98
     # The shared factor shows in samples: red rows are larger than blue rows.
     assert out.loc[out.color == "red", "size"].mean() > out.loc[out.color == "blue", "size"].mean()
 
