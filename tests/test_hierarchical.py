@@ -1,6 +1,5 @@
 """HierarchicalVAE: the ladder's scores, per-layer rates, validation, and the sklearn face."""
 
-import math
 import pickle
 
 import numpy as np
