@@ -207,16 +207,19 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """Extra keyword arguments of the net; subclasses extend this."""
         return {}
 
-    def _build_net(self, n_features, likelihood, hidden):
-        encoder = [n_features, *hidden, 2 * self.latent_dim]
-        decoder = [self.latent_dim, *hidden[::-1], likelihood.n_params(n_features)]
-        n_weights = sum(a * b for widths in (encoder, decoder) for a, b in zip(widths, widths[1:]))
-        if n_weights > _MAX_WEIGHTS:
-            raise ValueError(f"latent_dim={self.latent_dim} and hidden_layer_sizes={hidden} with {n_features} "
-                             f"features make a network of {n_weights:,} weights, more than {_MAX_WEIGHTS:,}")
+    def _net_callbacks(self):
+        """The progress bar (``verbose=1``) and the user's callbacks, as (name, callback) pairs."""
         callbacks = [("progress_bar", EpochProgressBar())] if self.verbose == 1 else []
         for i, cb in enumerate(self.callbacks or ()):
             callbacks.append(cb if isinstance(cb, tuple) else (f"{type(cb).__name__}_{i}", cb))
+        return callbacks
+
+    def _build_net(self, n_features, likelihood, hidden):
+        encoder = [n_features, *hidden, 2 * self.latent_dim]
+        decoder = [self.latent_dim, *hidden[::-1], likelihood.n_params(n_features)]
+        _check_network_size([encoder, decoder], f"latent_dim={self.latent_dim} and hidden_layer_sizes={hidden} "
+                                                f"with {n_features} features")
+        callbacks = self._net_callbacks()
         return self._net_class(
             module=VAEModule,
             module__n_features=n_features,
@@ -518,6 +521,12 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             mean = self.likelihood_.mean(self.net_.module_.decoder(z))
         return self._to_output(mean, cast=False)
 
+    def _decoder_params_from_posterior(self, x, eps=None):
+        """Decoder output at z = mu(x) (``eps`` None) or at the draw mu + sigma * eps of q(z | x)."""
+        module = self.net_.module_
+        mu, logvar = module.encoder(x)
+        return module.decoder(mu if eps is None else mu + torch.exp(0.5 * logvar) * eps)
+
     def impute(self, X, method="mean", random_state=None):
         """Fill the missing cells of X (NaN, None, pandas NA) from the model; observed cells are kept.
 
@@ -569,13 +578,11 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         with eval_mode(module), torch.no_grad():
             for start in range(0, len(codes), 4096):
                 x = torch.from_numpy(codes[start:start + 4096]).to(device)
-                mu, logvar = module.encoder(x)
-                if method == "mean":
-                    values = self.likelihood_.mean(module.decoder(mu))
-                else:
-                    eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype)
-                    values = self.likelihood_.sample(module.decoder(mu + torch.exp(0.5 * logvar) * eps),
-                                                     generator=generator)
+                eps = None if method == "mean" else \
+                    torch.randn((len(x), self.latent_dim), generator=generator, device=device, dtype=x.dtype)
+                params = self._decoder_params_from_posterior(x, eps)
+                values = self.likelihood_.mean(params) if method == "mean" else \
+                    self.likelihood_.sample(params, generator=generator)
                 filled[start:start + 4096] = values.double().cpu().numpy()
         if method == "mean" and hasattr(self, "schema_"):  # the most probable value of discrete columns
             discrete = [j for j, col in enumerate(self.schema_.columns) if col.kind in ("bernoulli", "integer")]
@@ -643,6 +650,13 @@ def _check_n_eval_samples(value):
 
 _MAX_EVAL_SAMPLES = 1 << 20  # importance samples per row; the bound's gain is long flat by then
 _MAX_WEIGHTS = 2 ** 31  # beyond this a network is a typo, not a model: refuse it before torch allocates
+
+
+def _check_network_size(layer_widths, description):
+    """Refuse, naming ``description``, networks whose layers (lists of widths) hold more than _MAX_WEIGHTS."""
+    n_weights = sum(a * b for widths in layer_widths for a, b in zip(widths, widths[1:]))
+    if n_weights > _MAX_WEIGHTS:
+        raise ValueError(f"{description} make a network of {n_weights:,} weights, more than {_MAX_WEIGHTS:,}")
 _MAX_TEACHER_ROWS = 1 << 26
 
 

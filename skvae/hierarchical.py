@@ -9,11 +9,10 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import BaseVAE, _MAX_WEIGHTS, _out_of_memory_as_value_error
+from ._base import BaseVAE, _check_network_size, _out_of_memory_as_value_error
 from ._net import ELBO_DRAWS, VAENet, eval_mode
 from ._rng import seed_from
 from ._validation import _check_int, _check_real, check_layer_sizes
-from .callbacks import EpochProgressBar
 from .modules import LadderVAEModule, precision_weighted
 from .objectives import (ladder_elbo_terms, ladder_iwae_bound, log_normal, log_standard_normal,
                          negative_ladder_elbo_loss)
@@ -338,14 +337,8 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
         for low, high in zip(dims, dims[1:]):
             widths += [[below, *ladder, 2 * high], [high, *ladder, 2 * low]]
             below = ladder[-1] if ladder else below
-        n_weights = sum(a * b for w in widths for a, b in zip(w, w[1:]))
-        if n_weights > _MAX_WEIGHTS:
-            raise ValueError(f"latent_dims={dims}, hidden_layer_sizes={hidden} and ladder_hidden_sizes={ladder} "
-                             f"with {n_features} features make a network of {n_weights:,} weights, more than "
-                             f"{_MAX_WEIGHTS:,}")
-        callbacks = [("progress_bar", EpochProgressBar())] if self.verbose == 1 else []
-        for i, cb in enumerate(self.callbacks or ()):
-            callbacks.append(cb if isinstance(cb, tuple) else (f"{type(cb).__name__}_{i}", cb))
+        _check_network_size(widths, f"latent_dims={dims}, hidden_layer_sizes={hidden} and ladder_hidden_sizes="
+                                    f"{ladder} with {n_features} features")
         return self._net_class(
             module=LadderVAEModule,
             module__n_features=n_features,
@@ -363,7 +356,7 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             train_split=None,
-            callbacks=callbacks,
+            callbacks=self._net_callbacks(),
             device=str(self._torch_device()),
             verbose=int(self.verbose >= 2),
             warmup_epochs=self.warmup_epochs,
@@ -469,50 +462,12 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
             x = self.likelihood_.sample(module.decoder(module.generate(eps)), generator=generator)
         return self._to_output(x)
 
-    def impute(self, X, method="mean", random_state=None):
-        """Fill the missing cells of X (NaN, None, pandas NA) from the model; observed cells are kept.
-
-        The bottom-up path reads each row's observed cells; ``'mean'`` decodes
-        z_1 of the path of posterior means (see :meth:`transform`),
-        ``'sample'`` one joint draw z ~ q(z | x) and then x ~ p(x | z_1).
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-        method : {'mean', 'sample'}, default='mean'
-        random_state : int, RandomState instance or None, default=None
-            Seed of the draws of ``method='sample'``.
-
-        Returns
-        -------
-        ndarray or DataFrame of shape (n_samples, n_features)
-            As :meth:`VAEDensityEstimator.impute`.
-        """
-        if method not in ("mean", "sample"):
-            raise ValueError(f"method must be 'mean' or 'sample', got {method!r}")
-        codes = np.array(self._validated_for_scoring(X), dtype=np.float64)
-        missing = np.isnan(codes)
-        module, device = self.net_.module_, self.net_.device
-        generator = torch.Generator(device=device).manual_seed(seed_from(random_state))
-        filled = np.empty_like(codes)
-        with eval_mode(module), torch.no_grad():
-            for start in range(0, len(codes), 4096):
-                x = torch.from_numpy(codes[start:start + 4096]).to(device)
-                shape = (len(x), module.latent_dim)
-                eps = x.new_zeros(shape) if method == "mean" else \
-                    torch.randn(shape, generator=generator, device=device, dtype=x.dtype)
-                params = module.decoder(module.posterior(x, eps)[0][0])
-                values = self.likelihood_.mean(params) if method == "mean" else \
-                    self.likelihood_.sample(params, generator=generator)
-                filled[start:start + 4096] = values.double().cpu().numpy()
-        if method == "mean" and hasattr(self, "schema_"):  # the most probable value of discrete columns
-            discrete = [j for j, col in enumerate(self.schema_.columns) if col.kind in ("bernoulli", "integer")]
-            filled[:, discrete] = np.rint(filled[:, discrete])
-        out = self._to_output(torch.from_numpy(np.where(missing, filled, codes)))
-        if hasattr(X, "index") and hasattr(out, "index"):
-            out.index = X.index
-        return out
-
+    def _decoder_params_from_posterior(self, x, eps=None):
+        """Decoder output at z_1 of the path of posterior means (``eps`` None) or of the joint draw
+        z ~ q(z | x) that ``eps`` (shape (n, sum(latent_dims))) gives; what :meth:`impute` decodes."""
+        module = self.net_.module_
+        eps = x.new_zeros((len(x), module.latent_dim)) if eps is None else eps
+        return module.decoder(module.posterior(x, eps)[0][0])
 
 def _check_latent_dims(latent_dims):
     """latent_dims as a non-empty tuple of positive ints, else ValueError / TypeError naming it."""
