@@ -194,15 +194,21 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
     mean above it. For l < L this is the mean of the conditional, not of
     the marginal q(z_l | x), which has no closed form.
 
-    :class:`~skvae.BitsBackCoder` does not code hierarchical models yet and
-    refuses them with a ``TypeError``. Building it needs a fixed-point copy of
-    the bottom-up heads, the top-down networks and the precision-weighted
-    combination; the order would be: pop z_L, ..., z_1 from q top-down, push
-    x under p(x | z_1), then z_1 under p(z_1 | z_2), ..., z_L under N(0, I).
-    Bit-Swap's interleaved order (Kingma et al. 2019) does not apply as it
-    is: it pops z_{l+1} from a bottom-up q(z_{l+1} | z_l) after pushing z_l,
-    while the ladder's q(z_l | z_{l+1}, x) runs top-down and needs every
-    layer above before z_l. The per-row posterior refinement of
+    :class:`~skvae.BitsBackCoder` codes hierarchical models by bits-back
+    over the latent hierarchy (:mod:`skvae.coding._ladder`), exact and
+    portable like the single-layer coder: a fixed-point copy of the
+    bottom-up path and heads, the top-down networks and the decoder, and
+    the precision-weighted combination in exact arithmetic. Per row it pops
+    z_L, ..., z_1 from q top-down (each z_l given the cell of z_{l+1} just
+    popped), pushes x under p(x | z_1), then z_1 under p(z_1 | z_2), ...,
+    z_L under N(0, I), every layer on a grid of the coder's cells spanning
+    [-28, 28] (the lower layers are not standard normal); the rate
+    approaches the ladder's negative ELBO plus a start-up cost per chunk.
+    One particle only (``n_particles > 1`` is a ``ValueError``). Bit-Swap's
+    interleaved order (Kingma et al. 2019) does not apply as it is: it pops
+    z_{l+1} from a bottom-up q(z_{l+1} | z_l) after pushing z_l, while the
+    ladder's q(z_l | z_{l+1}, x) runs top-down and needs every layer above
+    before z_l. The per-row posterior refinement of
     :mod:`skvae.diagnostics` (``optimal_inference``, ``generalization_gaps``)
     is not built for them either.
 
@@ -240,9 +246,6 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
     beta = 1.0
     air_sigma = None
     air_alpha = 0.5
-    # Read by BitsBackCoder, which refuses the model with this reason.
-    _not_codable = ("BitsBackCoder codes single-layer models only: bits-back coding over a "
-                    "HierarchicalVAE's latent hierarchy is not built")
 
     def __init__(
         self,

@@ -315,13 +315,12 @@ def test_single_layer_only_diagnostics_refuse(fitted, X):
         fitted.net_.elbo_components(X, refine_steps=3)
 
 
-def test_bits_back_coder_refuses_hierarchical_models(fitted, X):
-    with pytest.raises(TypeError, match="BitsBackCoder codes single-layer models only.*HierarchicalVAE"):
-        BitsBackCoder(fitted).fit()
-    unfitted = HierarchicalVAE(latent_dims=(2, 2), **SMALL)
-    with pytest.raises(TypeError, match="not built"):
-        BitsBackCoder(unfitted).fit(X)
-    assert not hasattr(unfitted, "net_")  # refused before training
+def test_bits_back_coder_codes_hierarchical_models(fitted, X):
+    # the ladder coder itself: tests/test_hierarchical_coding.py
+    coder = BitsBackCoder(fitted).fit()
+    assert np.array_equal(coder.decode(coder.encode(X)), X)
+    coder = BitsBackCoder(HierarchicalVAE(latent_dims=(2, 2), **SMALL)).fit(X)  # trains a clone
+    assert np.array_equal(coder.decode(coder.encode(X[:50])), X[:50])
 
 
 def test_plot_layer_rates(fitted, X):

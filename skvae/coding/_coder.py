@@ -41,7 +41,8 @@ from ._bitsback import ChunkCodec
 from ._container import PARAM_NAMES
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import MISSING_PRECISION, LatentGrid, column_model_for
-from ._fixed_point import ARITHMETIC_VERSION, PortableModel
+from ._fixed_point import ARITHMETIC_VERSION
+from ._ladder import LadderChunkCodec, PortableLadder, portable_from_module
 from ._model_file import read_model_file, write_model_file
 from ._index import index_from_json, index_to_json
 from ._quantization import check_quantization, measure_grid, measure_integer_ranges, shortest_decimals
@@ -71,8 +72,10 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     estimator : skvae estimator or None, default=None
         A fitted or unfitted skvae density estimator (``VAEDensityEstimator``
         or a subclass of ``BaseVAE``). None means ``VAEDensityEstimator()``.
-        Single-layer models only: a ``HierarchicalVAE`` is refused with a
-        ``TypeError`` (bits-back over a latent hierarchy is not built).
+        A ``HierarchicalVAE`` (ladder) is coded by bits-back over its latent
+        hierarchy, exactly and portably as well (see
+        :mod:`skvae.coding._ladder`), with ``n_particles=1`` only and its
+        latents on a grid of half-width 28 whatever ``latent_clip``.
         Fit rule: if ``estimator`` is already fitted (``check_is_fitted``
         passes), :meth:`fit` uses it as is and does not train it; otherwise
         :meth:`fit` trains a clone of it on ``X``. (``clone`` of the coder,
@@ -238,7 +241,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         for p in module.parameters():
             p.requires_grad_(False)
         self.module_ = module
-        self.model_ = PortableModel.from_module(module, likelihood, n_features)
+        model = portable_from_module(module, likelihood, n_features)
+        if isinstance(model, PortableLadder) and self._check_particles() > 1:
+            raise ValueError(f"n_particles={self.n_particles}: hierarchical models (HierarchicalVAE) code with "
+                             "n_particles=1 only")
+        self.model_ = model
         self.n_features_in_ = n_features
         self.schema_ = copy.deepcopy(getattr(self.estimator_, "schema_", None))
         if hasattr(self.estimator_, "feature_names_in_"):
@@ -308,6 +315,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                 raise ValueError(f"parameters {sorted(params)}, expected {sorted(PARAM_NAMES)}")
             params = _validated_params(params)
             n_particles = _checked_particles(n_particles)
+            if isinstance(model, PortableLadder) and n_particles > 1:
+                raise ValueError("a hierarchical model codes with n_particles=1 only")
             check_quantization(quantization)
             schema = None if schema is None else TableSchema.from_json(schema)
         except (TypeError, ValueError) as exc:
@@ -342,7 +351,8 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                                    params["likelihood_precision"], grid, missing)
         grid = LatentGrid(params["latent_precision"], params["latent_clip"])
         k = self._check_particles(n_particles)
-        return ChunkCodec(self.model_, columns, grid, params["block_size"], k)
+        codec_class = LadderChunkCodec if isinstance(self.model_, PortableLadder) else ChunkCodec
+        return codec_class(self.model_, columns, grid, params["block_size"], k)
 
     def _file_fingerprint(self, params, columns):
         blob = json.dumps([self.fingerprint_, params, columns], sort_keys=True).encode()
@@ -433,6 +443,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             "n_particles": codec.n_particles if codec.n_particles > 1 else None,  # absent: k = 1
             "sparse": sparse_class,  # absent: a dense array
             "index": index,  # absent: not a DataFrame, or its index is 0 .. n-1
+            "model_kind": getattr(self.model_, "kind", None),  # absent: a single-layer model
         }
         write_preamble(stream, header)
         digest = _array_digest(header, columns)
@@ -491,6 +502,12 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         if file_cv != our_cv:
             raise ValueError(f"the data were written with constriction {file_cv}, which is not "
                              f"stream-compatible with the installed {our_cv}")
+        kind, ours = header.get("model_kind"), getattr(self.model_, "kind", None)
+        if kind != ours:
+            names = {None: "a single-layer model", PortableLadder.kind: "a hierarchical (ladder) model"}
+            if not isinstance(kind, str) and kind is not None or kind not in names:
+                raise ValueError(f"corrupted bits-back file: bad model kind {kind!r}")
+            raise ValueError(f"the data were encoded with {names[kind]}; this coder's model is {names[ours]}")
         try:
             params = _validated_params(header["params"])
         except (TypeError, ValueError) as exc:
@@ -691,10 +708,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         """
         import torch
 
-        from ..objectives import elbo_terms
+        from ..objectives import elbo_terms, ladder_elbo_terms
         from ..parallel import limit_torch_threads
 
         module, likelihood = self.module_, self.estimator_.likelihood_
+        terms = ladder_elbo_terms if hasattr(module, "top_down") else elbo_terms
         generator = torch.Generator().manual_seed(0)
         total = 0.0
         with limit_torch_threads(1), torch.no_grad():
@@ -702,7 +720,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
                 x = torch.as_tensor(np.asarray(X[start:start + batch_rows], dtype=np.float32))
                 for _ in range(n_draws):
                     eps = torch.randn((x.shape[0], module.latent_dim), generator=generator)
-                    elbo, _, _ = elbo_terms(module, likelihood, x, eps=eps)
+                    elbo, _, _ = terms(module, likelihood, x, eps=eps)
                     total -= float(elbo.double().sum())
         return total / (n_draws * math.log(2))
 

@@ -16,8 +16,10 @@ Layout, all integers little-endian::
                  "r" the ranges of integer columns whose values leave the
                  range seen in fit, "m" the scipy.sparse class of sparse
                  input, "i" a DataFrame's index unless it is 0 .. n-1, "n"
-                 the missing rates of a table's columns (each only when
-                 present); the number of chunks follows from shape
+                 the missing rates of a table's columns, "h" the model kind
+                 ("ladder": a HierarchicalVAE; absent: a single-layer
+                 model) (each only when present); the number of chunks
+                 follows from shape
                  and chunk size
     header_crc   uint32    CRC-32 of the header bytes
     n_chunks times:
@@ -64,7 +66,7 @@ PARAM_NAMES = ("chunk_size", "block_size", "latent_precision", "latent_clip", "l
 # header field -> its key in the file
 HEADER_KEYS = {"arithmetic": "a", "constriction_version": "c", "dtype": "d", "fingerprint": "f", "grid": "g",
                "index": "i", "integer_ranges": "r", "missing": "n", "n_particles": "k", "params": "p", "shape": "s",
-               "sparse": "m"}
+               "sparse": "m", "model_kind": "h"}
 
 
 def write_preamble(stream, header):

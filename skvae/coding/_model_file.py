@@ -13,7 +13,10 @@ A model file is a numpy ``.npz`` archive (a zip file) read with
     (SHA-256 of the model, recomputed and compared on load).
 ``encoder.<i>.weight``, ``encoder.<i>.bias``, ``decoder.<i>.weight``, ``decoder.<i>.bias``
     little-endian int64 arrays of the fixed-point layers
-    (see :mod:`skvae.coding._fixed_point`).
+    (see :mod:`skvae.coding._fixed_point`). A hierarchical model's
+    configuration has ``kind`` ``"ladder"`` and the arrays
+    ``bottom_up.<l>.<i>.*``, ``head.<l>.0.*``, ``top_down.<l>.<i>.*`` and
+    ``decoder.0.<i>.*`` (see :mod:`skvae.coding._ladder`).
 
 Writing goes to a temporary file in the target folder, which is synced and
 then renamed over the target, so a failed write never leaves a partial file
@@ -26,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from ._fixed_point import PortableModel
+from ._ladder import portable_from_arrays
 
 __all__ = ["MODEL_FILE_FORMAT", "MODEL_FILE_VERSION", "write_model_file", "read_model_file"]
 
@@ -105,7 +108,7 @@ def read_model_file(path):
         raise ValueError(f"{path} is a skvae model file of version {config.get('version')!r}; this skvae reads "
                          f"version {MODEL_FILE_VERSION}")
     try:
-        model = PortableModel.from_arrays(config["model"], arrays)
+        model = portable_from_arrays(config["model"], arrays)
         params = dict(config["params"])
         fingerprint = config["fingerprint"]
         quantization = _quantization_from_json(config["quantization"])
