@@ -117,6 +117,7 @@ class BinnedDistribution:
                 reach = np.ceil((top - first[rows]) / width)  # index of the first edge at or above the top
                 cdf[rows] = np.where(np.arange(count + 1)[None, :] >= reach[:, None], 1.0, cdf[rows])
         np.subtract(cdf[:, 1:], cdf[:, :-1], out=out)
+        np.maximum(out, 0.0, out=out)  # never negative (see CDFLookup); kept so by construction all the same
         out += _FLOOR
 
     def _group_table(self, mean, std):

@@ -136,15 +136,20 @@ def normal_cdf(t):
 
 
 class CDFLookup:
-    """A CDF tabulated at ``2**-resolution`` steps on ``[-span, span]``, read by nearest lower entry.
+    """A CDF tabulated at ``2**-resolution`` steps on ``[-span, span]``, read by linear interpolation.
 
     The coder evaluates CDFs millions of times per second, always at equally
-    spaced points (bin edges); a lookup costs a multiply-add, a clip and a
-    gather. The table is built at first use from
-    the interpolating functions above (so it is the same everywhere) and made
-    non-decreasing, so differences of lookups at increasing points are never
-    negative. The step error (at most ``2**-resolution`` in the argument)
-    costs far below a millibit per symbol.
+    spaced points (bin edges); a lookup costs a multiply-add, a clip, a floor,
+    two gathers and a multiply-add. The table is built at first use from the
+    interpolating functions above (so it is the same everywhere) and made
+    non-decreasing, and the interpolant is then non-decreasing too, so
+    differences of lookups at increasing points are never negative (the
+    binned laws clamp them at 0 all the same). Interpolation, not the nearest
+    entry: a bin narrower than a table step (a scale of more than
+    ``2**resolution`` bins, as an integer column spanning thousands of values
+    has) would otherwise get no mass or a whole step's, and cost up to 24
+    bits; interpolated, its mass is the density at a point of the step times
+    its width, within a fraction ``2**-resolution`` of the law's.
 
     Parameters
     ----------
@@ -175,11 +180,17 @@ class CDFLookup:
         """
         table = self.table
         slope = (2.0 ** self.resolution) / np.asarray(scale, dtype=np.float64)  # index units per unit
-        base = (first - np.asarray(loc, dtype=np.float64)) * slope + (self.span * 2.0 ** self.resolution + 0.5)
+        base = (first - np.asarray(loc, dtype=np.float64)) * slope + self.span * 2.0 ** self.resolution
         index = np.multiply.outer(np.broadcast_to(step * slope, base.shape), np.arange(count, dtype=np.float64))
         index += base[:, None]
         np.clip(index, 0.0, len(table) - 1.0, out=index)
-        return table[index.astype(np.intp)]
+        lower = np.minimum(np.floor(index), len(table) - 2.0)
+        entry = lower.astype(np.intp)
+        lo = table[entry]
+        index -= lower  # exact: the fraction of the step, in [0, 1]
+        index *= table[entry + 1] - lo
+        index += lo
+        return index
 
     def __getstate__(self):  # rebuilt after unpickling (joblib workers), never shipped
         return {**self.__dict__, "_table": None}

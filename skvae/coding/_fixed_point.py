@@ -26,12 +26,14 @@ integer and every intermediate result is exact:
   layer's bounds are ``rint(Y_j * 2**-r)``. Nothing saturates: the bounds are
   worst cases, not estimates from data.
 * Encoder inputs are the row's values after the encoder's preprocessing
-  (0/1 and one-hot codes exactly; affine maps ``(x - center) / scale`` in
-  float64, then rounded to ``2**-16`` and clipped to +-32; raw real values
-  rounded to ``2**-8`` and clipped to +-2**20). Clipping only changes q(z|x),
-  which encoder and decoder compute alike, so coding stays lossless. The
-  decoder's input is the latent cell index at ``2**-12`` resolution (the
-  finest latent grid), bounded by ``32 * 2**12``.
+  (0/1, one-hot and mask codes exactly, times ``2**F`` with the finest
+  ``F`` of the network's other inputs, so that all share one scale; affine
+  maps ``(x - center) / scale`` in float64, then rounded to ``2**-16`` and
+  clipped to +-32; raw real values rounded to ``2**-8`` and clipped to
+  +-2**20). Clipping only changes q(z|x), which encoder and decoder compute
+  alike, so coding stays lossless. The decoder's input is the latent cell
+  index at ``2**-12`` resolution (the finest latent grid), bounded by
+  ``32 * 2**12``.
 
 The quantization itself uses only exact operations on the float weights
 (scaling by powers of two, ``rint``, integer sums), so the same fitted
@@ -49,7 +51,8 @@ from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian,
 
 __all__ = ["PortableModel", "ARITHMETIC_VERSION", "likelihood_to_json", "likelihood_from_json"]
 
-ARITHMETIC_VERSION = 1   # bump whenever any number handed to the entropy coder may change
+ARITHMETIC_VERSION = 2   # bump whenever any number handed to the entropy coder may change
+# 2: interpolated CDF lookups; 0/1 encoder inputs on the scale of the affine ones they sit beside
 ACTIVATION_BITS = 26     # hidden activations lie in [0, 2**26]
 MAX_WEIGHT_BITS = 24
 MIN_WEIGHT_BITS = 8
@@ -223,12 +226,31 @@ def _evaluation_plan(layers, bounds):
     return plan
 
 
+_UNIT_KINDS = ("binary", "onehot", "mask")
+
+
+def _unit_bits(inputs):
+    """Scale bits F of the 0/1 inputs (binary, one-hot, mask): those of the finest other input, else 0.
+
+    A layer's integer weights share one output scale, so an input on a 2**16
+    times finer scale than its neighbours gets 2**16 times smaller integer
+    weights: next to one-hot codes at ``F = 0``, the weights of affine inputs
+    (``F = 16``) kept only their top few bits of 24. On a common scale every
+    input's weights keep the same precision. Networks fed 0/1 inputs alone
+    keep ``F = 0`` (and their float32 first layers).
+    """
+    return max((_INPUT_FORMATS[kind][0] for kind, _, _ in inputs), default=0)
+
+
 def _input_bounds(inputs):
     """Integer encoder inputs: scale bits F_k and bounds U_k, per network input."""
     scale_bits, bounds = [], []
+    unit_bits = _unit_bits(inputs)
     for kind, columns, extra in inputs:
         width = sum(extra) if kind == "onehot" else len(columns)
         bits, clip = _INPUT_FORMATS[kind]
+        if kind in _UNIT_KINDS:
+            bits = unit_bits
         scale_bits += [bits] * width
         bounds += [int(clip * 2 ** bits)] * width
     return np.array(scale_bits, dtype=np.int64), np.array(bounds, dtype=np.int64)
@@ -327,18 +349,19 @@ class PortableModel:
     def _input(self, x):
         """Integer encoder inputs of rows x (float64 values as the likelihood sees them)."""
         blocks = []
+        unit = 2.0 ** _unit_bits(self.inputs)  # a 0/1 input's 1 (see _unit_bits); exact
         for kind, columns, extra in self.inputs:
             values = x if columns == list(range(x.shape[1])) else x[:, columns]
             missing = np.isnan(values)  # a missing cell (tables) feeds zeros, as in the float encoder
             if kind == "mask":
-                blocks.append(missing.astype(np.float64))
+                blocks.append(missing * unit)
                 continue
             if kind == "binary":  # 0/1 already: exact integers
-                blocks.append(np.where(missing, 0.0, values))
+                blocks.append(np.where(missing, 0.0, values) * unit)
                 continue
             if kind == "onehot":  # NaN equals no category
                 for j, k in enumerate(extra):
-                    blocks.append((values[:, j:j + 1] == np.arange(k)[None, :]).astype(np.float64))
+                    blocks.append((values[:, j:j + 1] == np.arange(k)[None, :]) * unit)
                 continue
             if kind == "affine":
                 center, half = (np.asarray(e, dtype=np.float64) for e in extra)
