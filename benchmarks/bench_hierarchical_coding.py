@@ -2,7 +2,7 @@
 
 Run from the repository root (one core):
 
-    OMP_NUM_THREADS=1 python benchmarks/results/hierarchical_coding.py nltcs plants
+    OMP_NUM_THREADS=1 python benchmarks/bench_hierarchical_coding.py nltcs plants
 
 Writes the markdown table to stdout. Models are small and trained briefly (seed 0); each test
 split is coded whole with the default coder settings (one chunk of up to 10,000 rows).
