@@ -41,7 +41,7 @@ from ._bitsback import ChunkCodec
 from ._container import PARAM_NAMES
 from ._container import parse, write_chunk, write_preamble, write_trailer
 from ._entropy_models import MISSING_PRECISION, LatentGrid, column_model_for
-from ._fixed_point import ARITHMETIC_VERSION
+from ._fixed_point import ARITHMETIC_VERSION, READ_ARITHMETIC_VERSIONS
 from ._ladder import LadderChunkCodec, PortableLadder, portable_from_module
 from ._model_file import read_model_file, write_model_file
 from ._index import index_from_json, index_to_json
@@ -143,9 +143,15 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     Portability: every probability handed to the entropy coder comes from
     integer arithmetic that is exact in float64 and from tables computed from
     integers, so a file decodes to the same array whatever the CPU, BLAS
-    library, thread count or torch build. It needs the same skvae format and
-    arithmetic versions and the same ``constriction`` minor version (both
-    checked). :meth:`save` writes the model as a pickle-free ``.npz`` file;
+    library, thread count or torch build. It needs the same skvae format
+    version, an arithmetic version this skvae reads and the same
+    ``constriction`` minor version (all checked). Encoding writes arithmetic
+    version 2; files of version 1 (nearest-entry CDF lookups, 0/1 encoder
+    inputs at scale ``2**0``) still decode exactly with the model file saved
+    with them (:meth:`load` keeps the model's version: its old files decode,
+    and what it encodes now is written as version 2). A coder fitted now
+    builds a version-2 model, whose weights may differ, and refuses
+    version-1 files with a message saying so. :meth:`save` writes the model as a pickle-free ``.npz`` file;
     :meth:`load` reads it without executing anything from the file. A SHA-256
     of the original array is verified after decoding: a mismatch raises
     ``ValueError`` instead of returning a wrong array. Binary, categorical
@@ -346,10 +352,11 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
         """The validated n_particles (of the coder, or ``value``)."""
         return _checked_particles(self.n_particles if value is None else value)
 
-    def _codec(self, params, grid=None, n_particles=None, missing=None):
+    def _codec(self, params, grid=None, n_particles=None, missing=None, arithmetic=ARITHMETIC_VERSION):
+        # ``arithmetic``: the file's version (1: nearest-entry CDF lookups); encoding always uses the current one
         columns = column_model_for(self.model_.likelihood, self.n_features_in_,
-                                   params["likelihood_precision"], grid, missing)
-        grid = LatentGrid(params["latent_precision"], params["latent_clip"])
+                                   params["likelihood_precision"], grid, missing, arithmetic)
+        grid = LatentGrid(params["latent_precision"], params["latent_clip"], arithmetic)
         k = self._check_particles(n_particles)
         codec_class = LadderChunkCodec if isinstance(self.model_, PortableLadder) else ChunkCodec
         return codec_class(self.model_, columns, grid, params["block_size"], k)
@@ -495,9 +502,17 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
     def _read_header(self, header):
         """Check that this coder can decode a file; return (codec, dtype, shape)."""
         self._check_fitted()
-        if header.get("arithmetic") != ARITHMETIC_VERSION:
-            raise ValueError(f"the file uses coder arithmetic version {header.get('arithmetic')!r}; this skvae "
-                             f"decodes version {ARITHMETIC_VERSION} only")
+        arithmetic = header.get("arithmetic")
+        if arithmetic not in READ_ARITHMETIC_VERSIONS or isinstance(arithmetic, bool):
+            raise ValueError(f"the file uses coder arithmetic version {arithmetic!r}; this skvae decodes "
+                             f"versions {', '.join(map(str, READ_ARITHMETIC_VERSIONS))}")
+        model_version = getattr(self.model_, "arithmetic_version", ARITHMETIC_VERSION)
+        if arithmetic < model_version:
+            # a file of version 1 was written by a version-1 model (0/1 encoder inputs at scale 2**0), whose
+            # integer weights only its model file holds: today's quantization of the same networks differs
+            raise ValueError(f"the file uses coder arithmetic version {arithmetic}, written by a model of that "
+                             f"version; this coder's model is of version {model_version}. Decode it with the "
+                             "model file saved by the coder that wrote it (BitsBackCoder.load)")
         file_cv, our_cv = str(header.get("constriction_version")), _constriction_version()
         if file_cv != our_cv:
             raise ValueError(f"the data were written with constriction {file_cv}, which is not "
@@ -521,7 +536,7 @@ class BitsBackCoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"corrupted bits-back file: bad n_particles ({exc})") from None
         try:
             codec = self._codec(params, _column_grids(header.get("grid"), header.get("integer_ranges")), k,
-                                _checked_missing(header.get("missing")))
+                                _checked_missing(header.get("missing")), arithmetic)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"corrupted bits-back file: bad column grid ({exc})") from None
         # the fingerprint covers the model, its column schema and the parameters

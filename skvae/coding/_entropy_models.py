@@ -31,7 +31,7 @@ import constriction
 import numpy as np
 
 from ..likelihoods import Bernoulli, Categorical, DiscretizedLogistic, Gaussian, Mixed
-from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, exp, fixed_log2, table_log2
+from ._exact import LOGISTIC, NORMAL, bernoulli_probabilities, cdf_lookup, exp, fixed_log2, table_log2
 from ._quantization import MAX_INTEGER_VALUES, MAX_STEPS, decimal_values
 
 MISSING_PRECISION = 16  # missing rates of table columns are multiples of 2**-16
@@ -185,9 +185,12 @@ class LatentGrid:
         The cell width is ``2**-precision`` prior standard deviations.
     clip : float
         Half-width of the gridded interval, in prior standard deviations.
+    arithmetic : int, default=2
+        The file's arithmetic version: 1 reads the normal CDF table by nearest
+        entry (files of version 1 only; see :func:`use_arithmetic`).
     """
 
-    def __init__(self, precision, clip):
+    def __init__(self, precision, clip, arithmetic=2):
         self.precision = int(precision)
         self.step = 2.0 ** -self.precision
         needed = 2 * int(math.ceil(clip / self.step)) + 1
@@ -195,7 +198,7 @@ class LatentGrid:
         n_groups = -(-needed // group)
         n_groups += 1 - n_groups % 2
         self.n_half = (n_groups * group - 1) // 2
-        self.posterior = BinnedDistribution(self.n_cells, NORMAL, group)
+        self.posterior = BinnedDistribution(self.n_cells, cdf_lookup(NORMAL, arithmetic), group)
         self.prior_probs = self._prior_probs()
 
     def _prior_probs(self):
@@ -679,14 +682,33 @@ def register_column_model(likelihood_class, column_model_class):
     _COLUMN_MODELS[likelihood_class] = column_model_class
 
 
-def column_model_for(likelihood, n_features, precision, grid=None, missing=None):
+def use_arithmetic(columns, arithmetic):
+    """``columns`` (a :class:`ColumnModel`) with the CDF lookups of arithmetic version ``arithmetic``.
+
+    Version 1 read the tabulated CDFs by nearest entry, version 2
+    interpolates (:class:`~skvae.coding._exact.CDFLookup`); nothing else in
+    the column models differs between them. Every binned law (``_laws``, also
+    inside a table's parts) gets the lookup of its version; 2 changes nothing.
+    """
+    for model, _, _ in getattr(columns, "parts", ()):
+        use_arithmetic(model, arithmetic)
+    for law in getattr(columns, "_laws", ()):
+        law.cdf = cdf_lookup(law.cdf, arithmetic)
+    return columns
+
+
+def column_model_for(likelihood, n_features, precision, grid=None, missing=None, arithmetic=2):
     """The :class:`ColumnModel` for a fitted likelihood object, or a clear ValueError.
 
     ``grid`` gives the quantization of real-valued columns (see
     :class:`QuantizedGaussianColumns`) and the stored ranges of integer
     columns, keyed by column index as a string; ``missing`` the missing rates
-    of a table's columns (see :class:`MixedColumns`).
+    of a table's columns (see :class:`MixedColumns`); ``arithmetic`` the
+    file's arithmetic version (1: nearest-entry CDF lookups, see
+    :func:`use_arithmetic`).
     """
+    if arithmetic != 2:
+        return use_arithmetic(column_model_for(likelihood, n_features, precision, grid, missing), arithmetic)
     if missing and not isinstance(likelihood, Mixed):
         raise ValueError("only tables (a column schema) can have missing cells")
     for cls in type(likelihood).__mro__:

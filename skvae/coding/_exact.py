@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-__all__ = ["LOG2E", "exp2", "exp", "sigmoid", "normal_cdf", "CDFLookup", "NORMAL", "LOGISTIC",
+__all__ = ["LOG2E", "exp2", "exp", "sigmoid", "normal_cdf", "CDFLookup", "NORMAL", "LOGISTIC", "cdf_lookup",
            "bernoulli_probabilities"]
 
 LOG2E = 1.4426950408889634  # float64 nearest to 1 / ln 2; a literal, so the same bits everywhere
@@ -157,10 +157,14 @@ class CDFLookup:
         :func:`normal_cdf` or :func:`sigmoid`.
     span : float
     resolution : int
+    interpolate : bool, default=True
+        False: read the nearest entry instead (the index + 1/2, truncated), the
+        lookup of arithmetic version 1, kept to decode its files.
     """
 
-    def __init__(self, cdf, span, resolution):
+    def __init__(self, cdf, span, resolution, interpolate=True):
         self.cdf, self.span, self.resolution = cdf, float(span), int(resolution)
+        self.interpolate = bool(interpolate)
         self._table = None
 
     @property
@@ -180,10 +184,14 @@ class CDFLookup:
         """
         table = self.table
         slope = (2.0 ** self.resolution) / np.asarray(scale, dtype=np.float64)  # index units per unit
-        base = (first - np.asarray(loc, dtype=np.float64)) * slope + self.span * 2.0 ** self.resolution
+        # version 1 (nearest entry) rounds the index: + 1/2, then truncation (indices are clipped at 0 first)
+        offset = self.span * 2.0 ** self.resolution + (0.0 if self.interpolate else 0.5)
+        base = (first - np.asarray(loc, dtype=np.float64)) * slope + offset
         index = np.multiply.outer(np.broadcast_to(step * slope, base.shape), np.arange(count, dtype=np.float64))
         index += base[:, None]
         np.clip(index, 0.0, len(table) - 1.0, out=index)
+        if not self.interpolate:
+            return table[index.astype(np.intp)]
         lower = np.minimum(np.floor(index), len(table) - 2.0)
         entry = lower.astype(np.intp)
         lo = table[entry]
@@ -198,6 +206,16 @@ class CDFLookup:
 
 NORMAL = CDFLookup(normal_cdf, 8, 11)
 LOGISTIC = CDFLookup(sigmoid, 40, 9)
+# arithmetic version 1 read the nearest entry; kept so that its files still decode
+NORMAL_NEAREST = CDFLookup(normal_cdf, 8, 11, interpolate=False)
+LOGISTIC_NEAREST = CDFLookup(sigmoid, 40, 9, interpolate=False)
+
+
+def cdf_lookup(law, arithmetic):
+    """The lookup of arithmetic version ``arithmetic`` (1: nearest entry, 2: interpolated) for NORMAL or LOGISTIC."""
+    if arithmetic == 1:
+        return {id(NORMAL): NORMAL_NEAREST, id(LOGISTIC): LOGISTIC_NEAREST}.get(id(law), law)
+    return law
 
 
 @functools.lru_cache(maxsize=None)

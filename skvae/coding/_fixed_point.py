@@ -53,6 +53,7 @@ __all__ = ["PortableModel", "ARITHMETIC_VERSION", "likelihood_to_json", "likelih
 
 ARITHMETIC_VERSION = 2   # bump whenever any number handed to the entropy coder may change
 # 2: interpolated CDF lookups; 0/1 encoder inputs on the scale of the affine ones they sit beside
+READ_ARITHMETIC_VERSIONS = (1, 2)  # decoded (files and model files); only ARITHMETIC_VERSION is written
 ACTIVATION_BITS = 26     # hidden activations lie in [0, 2**26]
 MAX_WEIGHT_BITS = 24
 MIN_WEIGHT_BITS = 8
@@ -229,7 +230,7 @@ def _evaluation_plan(layers, bounds):
 _UNIT_KINDS = ("binary", "onehot", "mask")
 
 
-def _unit_bits(inputs):
+def _unit_bits(inputs, arithmetic=ARITHMETIC_VERSION):
     """Scale bits F of the 0/1 inputs (binary, one-hot, mask): those of the finest other input, else 0.
 
     A layer's integer weights share one output scale, so an input on a 2**16
@@ -237,15 +238,19 @@ def _unit_bits(inputs):
     weights: next to one-hot codes at ``F = 0``, the weights of affine inputs
     (``F = 16``) kept only their top few bits of 24. On a common scale every
     input's weights keep the same precision. Networks fed 0/1 inputs alone
-    keep ``F = 0`` (and their float32 first layers).
+    keep ``F = 0`` (and their float32 first layers). Models of arithmetic
+    version 1 (model files saved before) were quantized with ``F = 0``
+    throughout and are evaluated so.
     """
+    if arithmetic == 1:
+        return 0
     return max((_INPUT_FORMATS[kind][0] for kind, _, _ in inputs), default=0)
 
 
-def _input_bounds(inputs):
+def _input_bounds(inputs, arithmetic=ARITHMETIC_VERSION):
     """Integer encoder inputs: scale bits F_k and bounds U_k, per network input."""
     scale_bits, bounds = [], []
-    unit_bits = _unit_bits(inputs)
+    unit_bits = _unit_bits(inputs, arithmetic)
     for kind, columns, extra in inputs:
         width = sum(extra) if kind == "onehot" else len(columns)
         bits, clip = _INPUT_FORMATS[kind]
@@ -287,9 +292,21 @@ class PortableModel:
     :meth:`from_arrays`. :meth:`encode` and :meth:`decode` return the
     networks' outputs as float64 arrays that are the same bit for bit on every
     platform.
+
+    ``arithmetic_version`` is :data:`ARITHMETIC_VERSION` for every model
+    built now; a model file of version 1 (0/1 encoder inputs at scale
+    ``2**0``, see :func:`_unit_bits`) loads as a version-1 model, evaluated
+    exactly as then.
     """
 
-    def __init__(self, likelihood, n_features, latent_dim, inputs, encoder, encoder_bits, decoder, decoder_bits):
+    arithmetic_version = ARITHMETIC_VERSION  # also that of subclasses (PortableLadder) that do not set it
+
+    def __init__(self, likelihood, n_features, latent_dim, inputs, encoder, encoder_bits, decoder, decoder_bits,
+                 arithmetic_version=ARITHMETIC_VERSION):
+        if arithmetic_version not in READ_ARITHMETIC_VERSIONS:
+            raise ValueError(f"the model uses arithmetic version {arithmetic_version!r}; this skvae implements "
+                             f"versions {', '.join(map(str, READ_ARITHMETIC_VERSIONS))}")
+        self.arithmetic_version = int(arithmetic_version)
         self.likelihood = likelihood
         self.n_features = int(n_features)
         self.latent_dim = int(latent_dim)
@@ -299,7 +316,7 @@ class PortableModel:
         self.encoder_bits = int(encoder_bits)
         self.decoder_bits = int(decoder_bits)
         self._check()
-        self._encoder = _evaluation_plan(encoder, _input_bounds(inputs)[1])
+        self._encoder = _evaluation_plan(encoder, _input_bounds(inputs, self.arithmetic_version)[1])
         self._decoder = _evaluation_plan(decoder, np.full(self.latent_dim, LATENT_BOUND, dtype=np.int64))
 
     @classmethod
@@ -349,7 +366,7 @@ class PortableModel:
     def _input(self, x):
         """Integer encoder inputs of rows x (float64 values as the likelihood sees them)."""
         blocks = []
-        unit = 2.0 ** _unit_bits(self.inputs)  # a 0/1 input's 1 (see _unit_bits); exact
+        unit = 2.0 ** _unit_bits(self.inputs, self.arithmetic_version)  # a 0/1 input's 1 (see _unit_bits); exact
         for kind, columns, extra in self.inputs:
             values = x if columns == list(range(x.shape[1])) else x[:, columns]
             missing = np.isnan(values)  # a missing cell (tables) feeds zeros, as in the float encoder
@@ -397,7 +414,7 @@ class PortableModel:
 
     def config(self):
         """The JSON-ready configuration (everything but the arrays)."""
-        return {"arithmetic_version": ARITHMETIC_VERSION, "likelihood": likelihood_to_json(self.likelihood),
+        return {"arithmetic_version": self.arithmetic_version, "likelihood": likelihood_to_json(self.likelihood),
                 "n_features": self.n_features, "latent_dim": self.latent_dim, "inputs": self.inputs,
                 "encoder_bits": self.encoder_bits, "decoder_bits": self.decoder_bits,
                 "encoder_shifts": [int(layer["shift"]) for layer in self.encoder_layers],
@@ -415,9 +432,10 @@ class PortableModel:
     @classmethod
     def from_arrays(cls, config, arrays):
         """Rebuild from :meth:`config` and :meth:`arrays`; ValueError names what is wrong."""
-        if config.get("arithmetic_version") != ARITHMETIC_VERSION:
-            raise ValueError(f"the model uses arithmetic version {config.get('arithmetic_version')!r}; this "
-                             f"skvae implements version {ARITHMETIC_VERSION}")
+        version = config.get("arithmetic_version")
+        if version not in READ_ARITHMETIC_VERSIONS or isinstance(version, bool):
+            raise ValueError(f"the model uses arithmetic version {version!r}; this skvae implements versions "
+                             f"{', '.join(map(str, READ_ARITHMETIC_VERSIONS))}")
         try:
             likelihood = likelihood_from_json(config["likelihood"])
             layers = {}
@@ -428,7 +446,7 @@ class PortableModel:
                     layers[name].append({"weight": np.asarray(weight), "bias": np.asarray(bias),
                                          "shift": int(shift)})
             return cls(likelihood, config["n_features"], config["latent_dim"], config["inputs"], layers["encoder"],
-                       config["encoder_bits"], layers["decoder"], config["decoder_bits"])
+                       config["encoder_bits"], layers["decoder"], config["decoder_bits"], version)
         except KeyError as exc:
             raise ValueError(f"the model file lacks {exc}") from None
         except TypeError as exc:
