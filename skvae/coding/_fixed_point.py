@@ -285,6 +285,24 @@ def _quantize_mlp(layers, scale_bits, bounds):
     return out, int(out_bits)
 
 
+def input_width(inputs, n_features):
+    """Width of the encoder input that a portable model's input description gives, or ValueError if it is
+    malformed (a stored description is read from a file, so every part is checked)."""
+    try:
+        width = 0
+        for kind, cols, extra in inputs:
+            if kind not in _INPUT_FORMATS or not all(0 <= int(c) < n_features for c in cols):
+                raise ValueError
+            if kind == "onehot" and len(extra) != len(cols):
+                raise ValueError
+            if kind == "affine" and not len(extra[0]) == len(extra[1]) == len(cols):
+                raise ValueError
+            width += sum(extra) if kind == "onehot" else len(cols)
+    except (ValueError, TypeError, IndexError):
+        raise ValueError(f"bad encoder input description {inputs!r}") from None
+    return width
+
+
 class PortableModel:
     """Fixed-point encoder and decoder of a fitted VAE, with its likelihood.
 
@@ -332,18 +350,7 @@ class PortableModel:
 
     def _check(self):
         n_params = self.likelihood.n_params(self.n_features)
-        try:
-            width = 0
-            for kind, cols, extra in self.inputs:
-                if kind not in _INPUT_FORMATS or not all(0 <= int(c) < self.n_features for c in cols):
-                    raise ValueError
-                if kind == "onehot" and len(extra) != len(cols):
-                    raise ValueError
-                if kind == "affine" and not len(extra[0]) == len(extra[1]) == len(cols):
-                    raise ValueError
-                width += sum(extra) if kind == "onehot" else len(cols)
-        except (ValueError, TypeError, IndexError):
-            raise ValueError(f"bad encoder input description {self.inputs!r}") from None
+        width = input_width(self.inputs, self.n_features)
         for name, layers, n_in, n_out in (("encoder", self.encoder_layers, width, 2 * self.latent_dim),
                                           ("decoder", self.decoder_layers, self.latent_dim, n_params)):
             if not layers:

@@ -57,9 +57,9 @@ from ._bitsback import ChunkCodec
 from ._entropy_models import LatentGrid
 from ._exact import exp
 from ._fixed_point import (ACTIVATION_BITS, ARITHMETIC_VERSION, LATENT_BOUND, LATENT_SCALE_BITS, PortableModel,
-                           _INPUT_FORMATS, _bit_length, _evaluation_plan, _input_bounds, _input_parts,
+                           _bit_length, _evaluation_plan, _input_bounds, _input_parts,
                            _linear_layers, _next_bounds, _quantize_layer, _quantize_mlp, _worst_case,
-                           likelihood_from_json, likelihood_to_json)
+                           input_width, likelihood_from_json, likelihood_to_json)
 
 __all__ = ["PortableLadder", "LadderChunkCodec", "MODEL_KIND"]
 
@@ -185,18 +185,7 @@ class PortableLadder(PortableModel):
                 and len(self.top_down) == len(self.top_down_bits) == len(dims) - 1):
             raise ValueError("the ladder's networks do not match its latent layers")
         n_params = self.likelihood.n_params(self.n_features)
-        try:
-            width = 0
-            for kind, cols, extra in self.inputs:
-                if kind not in _INPUT_FORMATS or not all(0 <= int(c) < self.n_features for c in cols):
-                    raise ValueError
-                if kind == "onehot" and len(extra) != len(cols):
-                    raise ValueError
-                if kind == "affine" and not len(extra[0]) == len(extra[1]) == len(cols):
-                    raise ValueError
-                width += sum(extra) if kind == "onehot" else len(cols)
-        except (ValueError, TypeError, IndexError):
-            raise ValueError(f"bad encoder input description {self.inputs!r}") from None
+        width = input_width(self.inputs, self.n_features)
 
         def check(name, layers, n_in, n_out=None, allow_empty=False):
             if not layers and not allow_empty:
