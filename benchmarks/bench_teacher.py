@@ -36,10 +36,18 @@ import time
 
 import joblib
 import numpy as np
+import torch
 from _harness import REPO, RESULTS, append_row, command_line, markdown_table, read_rows
 from bench_wsa import COMPARE_CSV, N_TRAIN, SMALL_NET, compare_data, compare_one
 
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+
 from skvae import VAEDensityEstimator
+from skvae._net import ELBOLoss
+from skvae.diagnostics import optimal_inference
+from skvae.objectives import iwae_bound
+from skvae.rha import ReverseHalfAsleep
 from skvae.wsa import WSAVAE
 
 CSV = RESULTS / "teacher.csv"
@@ -47,11 +55,88 @@ MD = RESULTS / "teacher.md"
 CACHE = REPO / "benchmarks" / "checkpoints"
 TEACHER_EPOCHS = 300
 TEACHERS = ("wsa", "vanilla_es", "vanilla300")
+# issue 21 part 2 additions: a mixture-of-Bernoullis teacher and an IWAE-trained VAE teacher (both
+# benchmark-local classes below, not library API), RHA as a column, amortization gaps
+NEW_TEACHERS = ("mob", "iwae")
+MODELS = ("wsa", "vanilla_es", "vanilla300", "rha", "iwae", "mob")  # 'model' units: the fitted model itself
+MOB_K, MOB_ITER, MOB_ALPHA = 20, 50, 1.0
+IWAE_K = 5
+# amortization gap: per-row refinement (skvae.diagnostics.optimal_inference(method='per_row')) on the first
+# AMORT_ROWS test rows, AMORT_STEPS Adam steps of size AMORT_STEP on each row's mean and log-variance
+AMORT_ROWS, AMORT_STEPS, AMORT_STEP = 300, 50, 0.05
 MACHINE = ("Machine: 2 CPU cores shared with other developers' jobs (load average about 3-5 while this ran), "
            "one process, one torch thread (`OMP_NUM_THREADS=1 nice -n 10`); wall times are indicative only.")
 
 
+class BernoulliMixture(BaseEstimator, DensityMixin):
+    """Benchmark-local mixture of multivariate Bernoullis fitted by EM (the weak, classical teacher).
+
+    Not library API. EM from random responsibilities (seeded), ``n_iter`` iterations; the M step is
+    Laplace-smoothed (``alpha`` pseudo-counts on each probability's two outcomes and on the weights).
+    ``score_samples`` is the exact log-likelihood; ``sample`` returns 0/1 rows.
+    """
+
+    def __init__(self, n_components=MOB_K, n_iter=MOB_ITER, alpha=MOB_ALPHA, random_state=0):
+        self.n_components, self.n_iter, self.alpha, self.random_state = n_components, n_iter, alpha, random_state
+
+    def _log_joint(self, X):
+        lp, lq = np.log(self.probs_), np.log1p(-self.probs_)
+        return X @ lp.T + (1.0 - X) @ lq.T + np.log(self.weights_)
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        rng = np.random.RandomState(self.random_state)
+        K, a = self.n_components, self.alpha
+        resp = rng.dirichlet(np.ones(K), size=len(X))
+        for _ in range(self.n_iter):
+            nk = resp.sum(0)
+            self.weights_ = (nk + a) / (len(X) + K * a)
+            self.probs_ = (resp.T @ X + a) / (nk[:, None] + 2 * a)
+            lj = self._log_joint(X)
+            resp = np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+        return self
+
+    def score_samples(self, X):
+        return logsumexp(self._log_joint(np.asarray(X, dtype=np.float64)), axis=1)
+
+    def score(self, X, y=None):
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        rng = np.random.RandomState(random_state)
+        k = rng.choice(self.n_components, size=n_samples, p=self.weights_)
+        return (rng.random_sample((n_samples, self.probs_.shape[1])) < self.probs_[k]).astype(np.float64)
+
+
+class IWAELoss(ELBOLoss):
+    """Benchmark-local training criterion: minus the IWAE bound with IWAE_K importance samples (mean over rows)."""
+
+    def forward(self, module, x):
+        mu, _ = module.encoder(x)
+        eps = torch.randn((IWAE_K, *mu.shape), dtype=mu.dtype, device=mu.device)
+        return -iwae_bound(module, self.likelihood, x, eps).mean()
+
+
+class IWAEVAE(VAEDensityEstimator):
+    """Benchmark-local: a ``VAEDensityEstimator`` trained on -IWAE_k (k = IWAE_K) instead of -ELBO.
+
+    Not library API: only the criterion is swapped; scoring, sampling and everything else are the
+    plain estimator's (``score`` is still the single-sample ELBO).
+    """
+
+    def _build_net(self, n_features, likelihood, hidden):
+        net = super()._build_net(n_features, likelihood, hidden)
+        net.set_params(criterion=IWAELoss)
+        return net
+
+
 def make_teacher(kind, seed):
+    if kind == "mob":
+        return BernoulliMixture(random_state=seed)
+    if kind == "iwae":
+        return IWAEVAE(**SMALL_NET, max_epochs=TEACHER_EPOCHS, random_state=seed)
+    if kind == "rha":
+        return ReverseHalfAsleep(**SMALL_NET, max_epochs=TEACHER_EPOCHS, random_state=seed)
     if kind == "wsa":
         return WSAVAE(**SMALL_NET, max_epochs=TEACHER_EPOCHS, random_state=seed)
     if kind == "vanilla_es":
@@ -75,6 +160,46 @@ def fitted_teacher(name, kind, seed, train):
     return est, fit_s
 
 
+def amortization_gap(est, test):
+    """Mean ELBO on the first AMORT_ROWS test rows after per-row refinement minus the encoder's (nats)."""
+    rows = test[:AMORT_ROWS]
+    refined = optimal_inference(est, rows, method="per_row", n_steps=AMORT_STEPS, step_size=AMORT_STEP).elbo
+    encoder = optimal_inference(est, rows, method="per_row", n_steps=0).elbo
+    return float(np.mean(refined) - np.mean(encoder))
+
+
+def model_unit(name, kind, seed, data_home):
+    """A fitted model itself (a teacher, or the RHA column): test/train score, gap and amortization gap."""
+    train, test = compare_data(name, data_home, seed)
+    est, fit_s = fitted_teacher(name, kind, seed, train)
+    tr, te = float(est.score(train)), float(est.score(test))
+    hist = getattr(est, "history_", None)
+    return {"dataset": name, "unit": "model", "teacher": kind, "seed": seed, "n_teacher_samples": "",
+            "student_epochs": len(hist) if hist is not None else MOB_ITER, "pool_rows": len(train),
+            "n_features": train.shape[1], "n_train": len(train), "n_test": len(test),
+            "setting": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_NET.items()})
+            if kind != "mob" else json.dumps({"n_components": MOB_K, "n_iter": MOB_ITER, "alpha": MOB_ALPHA}),
+            "student_test_elbo": te, "student_train_elbo": tr, "student_gap": tr - te,
+            "amort_gap": amortization_gap(est, test) if kind != "mob" else "",
+            "student_fit_s": fit_s, "command": command_line()}
+
+
+def vanilla_amort_unit(name, seed, epochs, data_home):
+    """The 'vanilla, same steps' baseline refitted here (wsa_compare.csv keeps no model) for its amortization gap."""
+    train, test = compare_data(name, data_home, seed)
+    est = VAEDensityEstimator(**SMALL_NET, max_epochs=epochs, random_state=seed)
+    start = time.perf_counter()
+    est.fit(train)
+    wall = time.perf_counter() - start
+    tr, te = float(est.score(train)), float(est.score(test))
+    return {"dataset": name, "unit": "vanilla_steps_refit", "teacher": "", "seed": seed, "n_teacher_samples": "",
+            "student_epochs": epochs, "pool_rows": len(train), "grad_steps": _steps(len(train), 100, epochs),
+            "n_features": train.shape[1], "n_train": len(train), "n_test": len(test),
+            "setting": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_NET.items()}),
+            "student_test_elbo": te, "student_train_elbo": tr, "student_gap": tr - te,
+            "amort_gap": amortization_gap(est, test), "student_fit_s": wall, "command": command_line()}
+
+
 def _steps(n_rows, batch_size, epochs):
     return int(math.ceil(n_rows / batch_size)) * int(epochs)
 
@@ -91,7 +216,7 @@ def student_unit(name, kind, seed, n_samples, student_epochs, data_home):
     wall = time.perf_counter() - start
     pool = int(round(n_samples * len(train)))
     bs = student.get_params()["batch_size"]
-    t_hist = teacher.history_
+    t_hist = getattr(teacher, "history_", None)
     train_elbo, test_elbo = float(student.score(train)), float(student.score(test))
     return {
         "dataset": name, "unit": "student", "teacher": kind, "seed": seed, "n_teacher_samples": n_samples,
@@ -100,8 +225,9 @@ def student_unit(name, kind, seed, n_samples, student_epochs, data_home):
         "setting": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_NET.items()}),
         "student_test_elbo": test_elbo, "student_train_elbo": train_elbo, "student_gap": train_elbo - test_elbo,
         "teacher_test_elbo": float(teacher.score(test)), "teacher_train_elbo": float(teacher.score(train)),
-        "teacher_epochs_trained": len(t_hist), "teacher_fit_s": teacher_s,
+        "teacher_epochs_trained": len(t_hist) if t_hist is not None else MOB_ITER, "teacher_fit_s": teacher_s,
         "student_fit_s": wall, "student_s_per_epoch": float(np.median(student.history_[:, "dur"])),
+        "amort_gap": amortization_gap(student, test),
         "command": command_line(),
     }
 
@@ -147,6 +273,38 @@ def run(args):
             report(args)
 
 
+def run_extra(args):
+    """Issue 21 part 2's units: per (data set, seed), in this order (cheap first, so a deadline keeps whole
+    passes): mob teacher + its student; amortization of the cached teachers; RHA; IWAE teacher + its student."""
+    names, seeds = args.datasets.split(","), [int(s) for s in args.seeds.split(",")]
+    E = args.student_epochs
+    passes = [[("model", "mob"), ("student", "mob")],
+              [("model", k) for k in TEACHERS],
+              [("model", "rha")],
+              [("model", "iwae"), ("student", "iwae")],
+              [("vanilla_steps_refit", "")]]
+    for seed in seeds:
+        for units in passes:
+            for name in names:
+                for unit, kind in units:
+                    done = {(r["dataset"], r["unit"], r["teacher"], r["seed"], r["n_teacher_samples"])
+                            for r in read_rows(CSV)}
+                    n = "10" if unit == "student" else ""
+                    if (name, unit, kind, str(seed), n) in done:
+                        continue
+                    if unit == "student":
+                        row = student_unit(name, kind, seed, 10, E, args.data_home)
+                    elif unit == "model":
+                        row = model_unit(name, kind, seed, args.data_home)
+                    else:
+                        row = vanilla_amort_unit(name, seed, E * 10, args.data_home)
+                    append_row(CSV, row)
+                    print(f"{name} {unit} {kind} s{seed}: test {row['student_test_elbo']:.2f} gap "
+                          f"{row['student_gap']:.2f} amort {row['amort_gap']} {row['student_fit_s']:.0f} s "
+                          f"{time.strftime('%H:%M:%S')}", flush=True)
+                    report(args)
+
+
 def _wsa_compare(name, seed):
     rows = {r["method"]: r for r in read_rows(COMPARE_CSV) if r["dataset"] == name and r["seed"] == str(seed)}
     get = lambda m, k: float(rows[m][k]) if m in rows and rows[m].get(k) not in (None, "") else None
@@ -161,7 +319,7 @@ def report(args=None):
         return
     f = lambda v: float(v) if v not in (None, "") else None
     keys = list(dict.fromkeys((r["dataset"], r["seed"]) for r in rows))
-    summary, long = [], []
+    summary, long, extra = [], [], []
     for name, seed in keys:
         mine = [r for r in rows if r["dataset"] == name and r["seed"] == seed]
         st = {(r["teacher"], r["n_teacher_samples"]): r for r in mine if r["unit"] == "student"}
@@ -184,6 +342,23 @@ def report(args=None):
             out["wsa_student_n1"] = f(r1["student_test_elbo"])
         out.update(_wsa_compare(name, seed))
         summary.append(out)
+        models = {r["teacher"]: r for r in mine if r["unit"] == "model"}
+        if models or any(k in NEW_TEACHERS for k, _ in st):
+            x = {"dataset": name, "seed": int(seed)}
+            for kind in NEW_TEACHERS:
+                r = st.get((kind, "10"))
+                if r:
+                    x.update({f"{kind}_student": f(r["student_test_elbo"]), f"{kind}_gap": f(r["student_gap"]),
+                              f"{kind}_amort": f(r.get("amort_gap"))})
+            for kind, r in models.items():
+                x.update({f"m_{kind}": f(r["student_test_elbo"]), f"m_{kind}_gap": f(r["student_gap"]),
+                          f"m_{kind}_amort": f(r.get("amort_gap"))})
+            if van:
+                x["vanilla_steps"] = f(van["student_test_elbo"])
+            vr = next((r for r in mine if r["unit"] == "vanilla_steps_refit"), None)
+            if vr:
+                x.update({"vr_test": f(vr["student_test_elbo"]), "vr_amort": f(vr["amort_gap"])})
+            extra.append(x)
         for r in mine:
             long.append({k: (f(v) if k.endswith(("elbo", "gap", "_s")) else v) for k, v in r.items()})
     columns = [("dataset", "data set"), ("seed", "seed"), ("steps", "student steps"),
@@ -203,8 +378,19 @@ def report(args=None):
                  ("student_test_elbo", "test ELBO"), ("student_train_elbo", "train ELBO (real rows)"),
                  ("student_gap", "gap"), ("teacher_test_elbo", "teacher test ELBO"),
                  ("teacher_train_elbo", "teacher train ELBO"), ("teacher_fit_s", "teacher fit s"),
-                 ("student_fit_s", "fit s"), ("source", "source")]
-    commands = sorted({r["command"] for r in rows if r["unit"] == "student"})
+                 ("amort_gap", "amort. gap"), ("student_fit_s", "fit s"), ("source", "source")]
+    extra_cols = [("dataset", "data set"), ("seed", "seed"),
+                  ("m_mob", "(d) MoB teacher, exact test LL"), ("m_mob_gap", "gap"),
+                  ("mob_student", "student of (d)"), ("mob_gap", "gap"), ("mob_amort", "amort."),
+                  ("m_iwae", "(e) IWAE-5 teacher"), ("m_iwae_gap", "gap"), ("m_iwae_amort", "amort."),
+                  ("iwae_student", "student of (e)"), ("iwae_gap", "gap"), ("iwae_amort", "amort."),
+                  ("m_rha", "RHA 300 ep"), ("m_rha_gap", "gap"), ("m_rha_amort", "amort."),
+                  ("m_wsa", "(a) WSA teacher"), ("m_wsa_amort", "amort."),
+                  ("m_vanilla_es", "(b) vanilla ES"), ("m_vanilla_es_amort", "amort."),
+                  ("m_vanilla300", "(c) vanilla 300 ep"), ("m_vanilla300_amort", "amort."),
+                  ("vanilla_steps", "vanilla, same steps (wsa_compare)"), ("vr_test", "its refit here"),
+                  ("vr_amort", "amort.")]
+    commands = sorted({r["command"] for r in rows if r["unit"] in ("student", "model")})
     text = ["# Training on a teacher's samples (DMaaPx) against vanilla and WSA", "", "Produced by:", "", "```",
             *commands, "python benchmarks/bench_teacher.py report", "```", "", MACHINE, "",
             f"Data and setting as `bench_wsa.py compare`: {N_TRAIN} training rows drawn per seed from the DEBD "
@@ -223,7 +409,26 @@ def report(args=None):
             "its WSA ran 500 epochs (not 300 as teacher (a)); its vanilla ES had a 500-epoch cap (the same "
             "fit as (b) whenever it stopped before 300 epochs); its 'best epoch' picks the epoch on the test "
             "split (an oracle, every 10 epochs).", "",
-            markdown_table(summary, columns, digits=2), "", "## Every unit", "",
+            markdown_table(summary, columns, digits=2), "",
+            "## Issue 21 part 2: weak and IWAE teachers, the RHA column, amortization gaps", "",
+            f"Same data, setting and seeds. (d) `BernoulliMixture` (benchmark-local, not library API): {MOB_K} "
+            f"components, EM from seeded random responsibilities for {MOB_ITER} iterations, Laplace-smoothed "
+            f"M step ({MOB_ALPHA} pseudo-count per outcome and per weight); its column is its exact test "
+            f"log-likelihood. (e) `IWAEVAE` (benchmark-local, not library API): a `VAEDensityEstimator` whose "
+            f"training criterion is minus the IWAE bound with k={IWAE_K} (`skvae.objectives.iwae_bound`), "
+            f"{TEACHER_EPOCHS} epochs; its column is its (single-sample) test ELBO, like every other VAE column. "
+            f"Students of (d) and (e): n_teacher_samples=10, as the students above. RHA: `ReverseHalfAsleep` at "
+            f"its defaults with the same setting, {TEACHER_EPOCHS} epochs (as the WSA teacher (a)). gap = train "
+            "ELBO (the 1,000 real rows) − test ELBO (generalization gap). amort. = the amortization gap: mean "
+            f"ELBO of the first {AMORT_ROWS} test rows after per-row refinement of q "
+            f"(`skvae.diagnostics.optimal_inference(method='per_row', n_steps={AMORT_STEPS}, "
+            f"step_size={AMORT_STEP})`) minus the encoder's ELBO on the same rows (same fixed noise); a lower "
+            "bound on the true gap (few steps). The (a)-(c) columns here are the cached teachers re-scored "
+            "(their amortization gap); the students of (a)-(c) above were not kept, so their amortization gap "
+            "was not measured. 'its refit here': the 'vanilla, same steps' baseline trained again here with the same data, setting, seed and epochs (wsa_compare.csv keeps no model), for its amortization gap. The talk's robustness gap is image-specific and not measured here.", "",
+            markdown_table(extra, extra_cols, digits=2), "", "## Every unit", "",
+            "unit 'model': a fitted model itself (teachers (a)-(e), RHA), its 'epochs' the epochs it trained "
+            "(EM iterations for MoB).", "",
             markdown_table(long, long_cols, digits=2), ""]
     MD.write_text("\n".join(text))
 
@@ -238,9 +443,14 @@ def main(argv=None):
                    help="student epochs over the 10x pool (the n=1 student trains 10x as many)")
     p.add_argument("--n-samples", default="10", help="n_teacher_samples values; those other than 10: teacher (a) only")
     p.add_argument("--data-home", default=None)
+    p = sub.add_parser("extra", help="issue 21 part 2: mob and IWAE teachers, RHA column, amortization gaps")
+    p.add_argument("--datasets", default="dna,bbc,cwebkb,ad")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--student-epochs", type=int, default=50)
+    p.add_argument("--data-home", default=None)
     sub.add_parser("report", help="markdown from teacher.csv")
     args = parser.parse_args(argv)
-    {"run": run, "report": report}[args.cmd](args)
+    {"run": run, "extra": run_extra, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
