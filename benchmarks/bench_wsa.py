@@ -46,7 +46,6 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from _harness import RESULTS, append_row, command_line, load_dataset, read_rows
