@@ -285,6 +285,22 @@ def _quantize_mlp(layers, scale_bits, bounds):
     return out, int(out_bits)
 
 
+def layer_arrays(prefix, layers):
+    """``{prefix.i.weight, prefix.i.bias: int64 array}`` of a list of quantized layers (how files store them)."""
+    out = {}
+    for i, layer in enumerate(layers):
+        out[f"{prefix}.{i}.weight"] = layer["weight"].astype("<i8")
+        out[f"{prefix}.{i}.bias"] = layer["bias"].astype("<i8")
+    return out
+
+
+def layers_from_arrays(arrays, prefix, shifts):
+    """The layers :func:`layer_arrays` stored under ``prefix``, one per entry of ``shifts``; KeyError if one is
+    missing, TypeError if a shift is not a number."""
+    return [{"weight": np.asarray(arrays[f"{prefix}.{i}.weight"]), "bias": np.asarray(arrays[f"{prefix}.{i}.bias"]),
+             "shift": int(shift)} for i, shift in enumerate(shifts)]
+
+
 def input_width(inputs, n_features):
     """Width of the encoder input that a portable model's input description gives, or ValueError if it is
     malformed (a stored description is read from a file, so every part is checked)."""
@@ -429,12 +445,7 @@ class PortableModel:
 
     def arrays(self):
         """The integer arrays by name (little-endian int64)."""
-        out = {}
-        for name, layers in (("encoder", self.encoder_layers), ("decoder", self.decoder_layers)):
-            for i, layer in enumerate(layers):
-                out[f"{name}.{i}.weight"] = layer["weight"].astype("<i8")
-                out[f"{name}.{i}.bias"] = layer["bias"].astype("<i8")
-        return out
+        return {**layer_arrays("encoder", self.encoder_layers), **layer_arrays("decoder", self.decoder_layers)}
 
     @classmethod
     def from_arrays(cls, config, arrays):
@@ -445,13 +456,8 @@ class PortableModel:
                              f"{', '.join(map(str, READ_ARITHMETIC_VERSIONS))}")
         try:
             likelihood = likelihood_from_json(config["likelihood"])
-            layers = {}
-            for name in ("encoder", "decoder"):
-                layers[name] = []
-                for i, shift in enumerate(config[f"{name}_shifts"]):
-                    weight, bias = arrays[f"{name}.{i}.weight"], arrays[f"{name}.{i}.bias"]
-                    layers[name].append({"weight": np.asarray(weight), "bias": np.asarray(bias),
-                                         "shift": int(shift)})
+            layers = {name: layers_from_arrays(arrays, name, config[f"{name}_shifts"])
+                      for name in ("encoder", "decoder")}
             return cls(likelihood, config["n_features"], config["latent_dim"], config["inputs"], layers["encoder"],
                        config["encoder_bits"], layers["decoder"], config["decoder_bits"], version)
         except KeyError as exc:

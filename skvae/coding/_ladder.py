@@ -59,7 +59,8 @@ from ._exact import exp
 from ._fixed_point import (ACTIVATION_BITS, ARITHMETIC_VERSION, LATENT_BOUND, LATENT_SCALE_BITS, PortableModel,
                            _bit_length, _evaluation_plan, _input_bounds, _input_parts,
                            _linear_layers, _next_bounds, _quantize_layer, _quantize_mlp, _worst_case,
-                           input_width, likelihood_from_json, likelihood_to_json)
+                           input_width, layer_arrays, layers_from_arrays, likelihood_from_json,
+                           likelihood_to_json)
 
 __all__ = ["PortableLadder", "LadderChunkCodec", "MODEL_KIND"]
 
@@ -255,13 +256,8 @@ class PortableLadder(PortableModel):
                            for name, groups in self._groups()}}
 
     def arrays(self):
-        out = {}
-        for name, groups in self._groups():
-            for g, layers in enumerate(groups):
-                for i, layer in enumerate(layers):
-                    out[f"{name}.{g}.{i}.weight"] = layer["weight"].astype("<i8")
-                    out[f"{name}.{g}.{i}.bias"] = layer["bias"].astype("<i8")
-        return out
+        return {key: array for name, groups in self._groups() for g, layers in enumerate(groups)
+                for key, array in layer_arrays(f"{name}.{g}", layers).items()}
 
     @classmethod
     def from_arrays(cls, config, arrays):
@@ -273,12 +269,9 @@ class PortableLadder(PortableModel):
             shifts = config["shifts"]
             if not isinstance(shifts, dict):
                 raise TypeError("bad shifts")
-            groups = {}
-            for name in ("bottom_up", "head", "top_down", "decoder"):
-                groups[name] = [[{"weight": np.asarray(arrays[f"{name}.{g}.{i}.weight"]),
-                                  "bias": np.asarray(arrays[f"{name}.{g}.{i}.bias"]), "shift": int(shift)}
-                                 for i, shift in enumerate(layer_shifts)]
-                                for g, layer_shifts in enumerate(shifts[name])]
+            groups = {name: [layers_from_arrays(arrays, f"{name}.{g}", layer_shifts)
+                             for g, layer_shifts in enumerate(shifts[name])]
+                      for name in ("bottom_up", "head", "top_down", "decoder")}
             if len(groups["decoder"]) != 1:
                 raise ValueError("the ladder must have one decoder")
             return cls(likelihood, config["n_features"], config["latent_dims"], config["inputs"],
