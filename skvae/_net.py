@@ -168,10 +168,12 @@ class VAENet(NeuralNet):
         if n_samples == 1:
             return self.elbo_components(X)[0]
         with eval_mode(self.module_), torch.no_grad():
-            return np.concatenate([
-                iwae_bound(self.module_, self.likelihood, x, eps).double().cpu().numpy()
-                for x, eps in self._eval_chunks(X, n_samples)
-            ])
+            return np.concatenate([self.iwae_rows(x, eps).double().cpu().numpy()
+                                   for x, eps in self._eval_chunks(X, n_samples)])
+
+    def iwae_rows(self, x, eps):
+        """IWAE bound of each row of the tensor ``x`` with the importance noise ``eps`` (one draw per sample)."""
+        return iwae_bound(self.module_, self.likelihood, x, eps)
 
     def elbo_components(self, X, refine_steps=0, refine_lr=0.05, return_posterior=False):
         """Per-row (elbo, distortion, rate) in nats, with fixed per-row noise.

@@ -60,15 +60,9 @@ class HierarchicalNet(VAENet):
         self.criterion_.rate_scale = self.rate_scale()
         return super().train_step(batch, **fit_params)
 
-    def score_rows(self, X, n_samples=1):
-        """Per-row ELBO (``n_samples=1``) or IWAE bound over the joint latents, deterministic, in nats."""
-        if n_samples == 1:
-            return self.layer_components(X)[0]
-        with eval_mode(self.module_), torch.no_grad():
-            return np.concatenate([
-                ladder_iwae_bound(self.module_, self.likelihood, x, eps).double().cpu().numpy()
-                for x, eps in self._eval_chunks(X, n_samples)
-            ])
+    def iwae_rows(self, x, eps):
+        """IWAE bound over the joint latents (z_1, ..., z_L) of each row of ``x``."""
+        return ladder_iwae_bound(self.module_, self.likelihood, x, eps)
 
     def layer_components(self, X):
         """Per-row (elbo, distortion, rates of shape (n, L)) in nats, each averaged over ``ELBO_DRAWS``
