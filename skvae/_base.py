@@ -521,18 +521,16 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             mean = self.likelihood_.mean(self.net_.module_.decoder(z))
         return self._to_output(mean, cast=False)
 
-    def _decoder_params_from_posterior(self, x, eps=None):
-        """Decoder output at z = mu(x) (``eps`` None) or at the draw mu + sigma * eps of q(z | x)."""
-        module = self.net_.module_
-        mu, logvar = module.encoder(x)
-        return module.decoder(mu if eps is None else mu + torch.exp(0.5 * logvar) * eps)
-
-    def impute(self, X, method="mean", random_state=None):
+    def impute(self, X, method="mean", n_draws=100, random_state=None):
         """Fill the missing cells of X (NaN, None, pandas NA) from the model; observed cells are kept.
 
-        The encoder reads each row's observed cells (and, for a model fitted
-        on rows with missing cells, which cells are missing); the decoder then
-        gives the missing ones.
+        Each row's missing cells are drawn from, or averaged over, the model's
+        conditional p(x_missing | x_observed), estimated by self-normalized
+        importance sampling (Mattei & Frellsen, 2019): ``n_draws`` draws
+        z_j ~ q(z | x_observed), weighted by p(x_observed, z_j) / q(z_j | x_observed),
+        so that a draw which explains the observed cells badly counts little.
+        The encoder reads each row's observed cells (and, for a model fitted on
+        rows with missing cells, which cells are missing).
 
         Parameters
         ----------
@@ -540,11 +538,14 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
             Rows of the kind the estimator was fitted on (a table: any column
             may have missing cells).
         method : {'mean', 'sample'}, default='mean'
-            ``'mean'``: the decoder's value at the posterior mean of z, the
-            conditional mean of real-valued columns and the most probable
-            value of 0/1, integer and categorical columns (deterministic).
-            ``'sample'``: one draw z ~ q(z | x), then x ~ p(x | z), for
+            ``'mean'``: the conditional mean of real-valued columns and the
+            most probable value of 0/1, integer and categorical columns under
+            the weighted mixture of the draws' p(x | z_j) (deterministic: the
+            draws use each row's fixed noise, as scoring does). ``'sample'``:
+            one draw from that mixture (sampling importance resampling), for
             multiple imputation.
+        n_draws : int, default=100
+            Importance samples per row; 1 decodes a single draw of q(z | x).
         random_state : int, RandomState instance or None, default=None
             Seed of the draws of ``method='sample'``.
 
@@ -570,20 +571,26 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, B
         """
         if method not in ("mean", "sample"):
             raise ValueError(f"method must be 'mean' or 'sample', got {method!r}")
+        _check_int(n_draws, "n_draws", 1)
         codes = np.array(self._validated_for_scoring(X), dtype=np.float64)
         missing = np.isnan(codes)
-        module, device = self.net_.module_, self.net_.device
-        generator = torch.Generator(device=device).manual_seed(seed_from(random_state))
-        filled = np.empty_like(codes)
-        with eval_mode(module), torch.no_grad():
-            for start in range(0, len(codes), 4096):
-                x = torch.from_numpy(codes[start:start + 4096]).to(device)
-                eps = None if method == "mean" else \
-                    torch.randn((len(x), self.latent_dim), generator=generator, device=device, dtype=x.dtype)
-                params = self._decoder_params_from_posterior(x, eps)
-                values = self.likelihood_.mean(params) if method == "mean" else \
-                    self.likelihood_.sample(params, generator=generator)
-                filled[start:start + 4096] = values.double().cpu().numpy()
+        net, likelihood = self.net_, self.likelihood_
+        generator = torch.Generator(device=net.device).manual_seed(seed_from(random_state))
+        filled = []
+        with eval_mode(net.module_), torch.no_grad(), _out_of_memory_as_value_error(f"n_draws={n_draws}"):
+            for x, eps in net._eval_chunks(codes, n_draws):
+                if method == "sample":
+                    eps = torch.randn(eps.shape, generator=generator, device=eps.device, dtype=eps.dtype)
+                params, log_w = net.importance_draws(x, eps)
+                weights = torch.softmax(log_w, dim=0)
+                if method == "mean":
+                    values = likelihood.weighted_mean(params, weights)
+                else:
+                    pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(1)
+                    values = likelihood.sample(params[pick, torch.arange(len(x), device=x.device)],
+                                               generator=generator)
+                filled.append(values.double().cpu().numpy())
+        filled = np.concatenate(filled) if filled else np.empty_like(codes)
         if method == "mean" and hasattr(self, "schema_"):  # the most probable value of discrete columns
             discrete = [j for j, col in enumerate(self.schema_.columns) if col.kind in ("bernoulli", "integer")]
             filled[:, discrete] = np.rint(filled[:, discrete])

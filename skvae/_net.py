@@ -19,7 +19,7 @@ from torch import nn
 
 from ._row_noise import row_normal_noise
 from .inference import refine_posterior
-from .objectives import air_loss, iwae_bound, negative_elbo_loss, posterior_elbo_terms
+from .objectives import air_loss, importance_log_weights, log_mean_exp, negative_elbo_loss, posterior_elbo_terms
 
 # Rows times importance samples evaluated per forward pass when scoring.
 _SCORE_CHUNK = 2**15
@@ -171,9 +171,14 @@ class VAENet(NeuralNet):
             return np.concatenate([self.iwae_rows(x, eps).double().cpu().numpy()
                                    for x, eps in self._eval_chunks(X, n_samples)])
 
+    def importance_draws(self, x, eps):
+        """(decoder outputs, log importance weights) of the draws of q(z | x) that ``eps`` gives, shapes
+        ``(k, n, n_params)`` and ``(k, n)``: what the IWAE bound and imputation weigh."""
+        return importance_log_weights(self.module_, self.likelihood, x, eps)
+
     def iwae_rows(self, x, eps):
         """IWAE bound of each row of the tensor ``x`` with the importance noise ``eps`` (one draw per sample)."""
-        return iwae_bound(self.module_, self.likelihood, x, eps)
+        return log_mean_exp(self.importance_draws(x, eps)[1])
 
     def elbo_components(self, X, refine_steps=0, refine_lr=0.05, return_posterior=False):
         """Per-row (elbo, distortion, rate) in nats, with fixed per-row noise.

@@ -14,7 +14,7 @@ from ._net import ELBO_DRAWS, VAENet, eval_mode
 from ._rng import seed_from
 from ._validation import _check_int, _check_real, check_layer_sizes
 from .modules import LadderVAEModule, precision_weighted
-from .objectives import (ladder_elbo_terms, ladder_iwae_bound, log_normal, log_standard_normal,
+from .objectives import (ladder_elbo_terms, ladder_importance_log_weights, log_normal, log_standard_normal,
                          negative_ladder_elbo_loss)
 
 __all__ = ["HierarchicalVAE"]
@@ -60,9 +60,9 @@ class HierarchicalNet(VAENet):
         self.criterion_.rate_scale = self.rate_scale()
         return super().train_step(batch, **fit_params)
 
-    def iwae_rows(self, x, eps):
-        """IWAE bound over the joint latents (z_1, ..., z_L) of each row of ``x``."""
-        return ladder_iwae_bound(self.module_, self.likelihood, x, eps)
+    def importance_draws(self, x, eps):
+        """Decoder outputs and log importance weights over the joint latents (z_1, ..., z_L)."""
+        return ladder_importance_log_weights(self.module_, self.likelihood, x, eps)
 
     def layer_components(self, X):
         """Per-row (elbo, distortion, rates of shape (n, L)) in nats, each averaged over ``ELBO_DRAWS``
@@ -459,12 +459,6 @@ early_stopping, validation_fraction, n_iter_no_change, tol, teacher, n_teacher_s
             x = self.likelihood_.sample(module.decoder(module.generate(eps)), generator=generator)
         return self._to_output(x)
 
-    def _decoder_params_from_posterior(self, x, eps=None):
-        """Decoder output at z_1 of the path of posterior means (``eps`` None) or of the joint draw
-        z ~ q(z | x) that ``eps`` (shape (n, sum(latent_dims))) gives; what :meth:`impute` decodes."""
-        module = self.net_.module_
-        eps = x.new_zeros((len(x), module.latent_dim)) if eps is None else eps
-        return module.decoder(module.posterior(x, eps)[0][0])
 
 def _check_latent_dims(latent_dims):
     """latent_dims as a non-empty tuple of positive ints, else ValueError / TypeError naming it."""

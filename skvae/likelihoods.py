@@ -57,6 +57,15 @@ class Likelihood:
         """E[x | params]."""
         raise NotImplementedError
 
+    def weighted_mean(self, params, weights):
+        """:meth:`mean` of the mixture sum_j weights[j] p(x | params[j]).
+
+        ``params`` has shape ``(k, n, n_params)`` and ``weights`` shape
+        ``(k, n)``, summing to 1 over the k components of each row; the result
+        has shape ``(n, n_features)``.
+        """
+        return (weights.unsqueeze(-1) * self.mean(params)).sum(0)
+
     def check_support(self, X, column_names=None):
         """Raise ``ValueError`` naming a column whose values are outside the support.
 
@@ -311,6 +320,11 @@ class Categorical(Likelihood):
     def mean(self, params):
         return self.log_probs(params).argmax(-1).to(params.dtype)
 
+    def weighted_mean(self, params, weights):
+        # the mixture's most probable code, as mean() is one distribution's
+        probs = (weights[..., None, None] * self.probs(params)).sum(0)
+        return probs.argmax(-1).to(params.dtype)
+
     def check_support(self, X, column_names=None):
         high = np.asarray(self.n_categories) - 1
         bad = _first_bad_column(np.asarray(X), lambda A: (A != np.round(A)) | (A < 0) | (A > high))
@@ -445,6 +459,9 @@ class Mixed(Likelihood):
 
     def mean(self, params):
         return self._per_part(lambda lik, p: lik.mean(p), params)
+
+    def weighted_mean(self, params, weights):
+        return self._per_part(lambda lik, p: lik.weighted_mean(p, weights), params)
 
     def check_support(self, X, column_names=None):
         X = np.asarray(X)

@@ -15,12 +15,15 @@ __all__ = [
     "log_normal",
     "elbo_terms",
     "posterior_elbo_terms",
+    "importance_log_weights",
+    "log_mean_exp",
     "iwae_bound",
     "negative_elbo_loss",
     "air_loss",
     "mixture_encoder_loss",
     "gaussian_kl_between",
     "ladder_elbo_terms",
+    "ladder_importance_log_weights",
     "ladder_iwae_bound",
     "negative_ladder_elbo_loss",
 ]
@@ -86,6 +89,26 @@ def posterior_elbo_terms(decoder, likelihood, x, mu, logvar, eps=None, beta=1.0)
     return -distortion - beta * rate, distortion, rate
 
 
+def importance_log_weights(module, likelihood, x, eps):
+    """Decoder outputs and log importance weights log p(x, z_j) / q(z_j | x) of k draws per row.
+
+    Parameters
+    ----------
+    eps : Tensor of shape (k, n, latent_dim)
+        Standard normal noise for the k importance samples of each row.
+
+    Returns
+    -------
+    params : Tensor of shape (k, n, n_params)
+        The decoder's output at each draw z_j.
+    log_w : Tensor of shape (k, n)
+    """
+    mu, logvar = module.encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * eps  # (k, n, L)
+    params = module.decoder(z)
+    return params, likelihood.log_prob(params, x) + log_standard_normal(z) - log_normal(z, mu, logvar)
+
+
 def iwae_bound(module, likelihood, x, eps):
     """Importance-weighted bound log (1/k) sum_j p(x, z_j) / q(z_j | x) per row.
 
@@ -94,11 +117,12 @@ def iwae_bound(module, likelihood, x, eps):
     eps : Tensor of shape (k, n, latent_dim)
         Standard normal noise for the k importance samples of each row.
     """
-    mu, logvar = module.encoder(x)
-    z = mu + torch.exp(0.5 * logvar) * eps  # (k, n, L)
-    log_px_z = likelihood.log_prob(module.decoder(z), x)
-    log_w = log_px_z + log_standard_normal(z) - log_normal(z, mu, logvar)
-    return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
+    return log_mean_exp(importance_log_weights(module, likelihood, x, eps)[1])
+
+
+def log_mean_exp(log_w):
+    """log (1/k) sum_j exp(log_w[j]) over the first axis (the k importance samples)."""
+    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
 def negative_elbo_loss(module, likelihood, x, beta=1.0):
@@ -201,22 +225,34 @@ def ladder_elbo_terms(module, likelihood, x, eps=None, betas=None):
     return -distortion - (rates * weights).sum(-1), distortion, rates
 
 
-def ladder_iwae_bound(module, likelihood, x, eps):
-    """Importance-weighted bound of a ladder VAE over its joint latents, per row.
+def ladder_importance_log_weights(module, likelihood, x, eps):
+    """Decoder outputs and log importance weights of a ladder VAE over its joint latents.
 
-    log (1/k) sum_j p(x | z_1j) p(z_j) / q(z_j | x) with z_j = (z_1j .. z_Lj)
-    drawn top-down from q and p(z) = p(z_L) prod_l p(z_l | z_{l+1}).
+    log p(x | z_1j) p(z_j) / q(z_j | x) with z_j = (z_1j .. z_Lj) drawn
+    top-down from q and p(z) = p(z_L) prod_l p(z_l | z_{l+1}); the ladder
+    counterpart of :func:`importance_log_weights`.
 
     Parameters
     ----------
     eps : Tensor of shape (k, n, sum(latent_dims))
     """
     layers = module.posterior(x, eps)
-    log_w = likelihood.log_prob(module.decoder(layers[0][0]), x)
+    params = module.decoder(layers[0][0])
+    log_w = likelihood.log_prob(params, x)
     for z, mu_q, logvar_q, mu_p, logvar_p in layers:
         log_prior = log_standard_normal(z) if mu_p is None else log_normal(z, mu_p, logvar_p)
         log_w = log_w + log_prior - log_normal(z, mu_q, logvar_q)
-    return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
+    return params, log_w
+
+
+def ladder_iwae_bound(module, likelihood, x, eps):
+    """Importance-weighted bound of a ladder VAE over its joint latents, per row.
+
+    Parameters
+    ----------
+    eps : Tensor of shape (k, n, sum(latent_dims))
+    """
+    return log_mean_exp(ladder_importance_log_weights(module, likelihood, x, eps)[1])
 
 
 def negative_ladder_elbo_loss(module, likelihood, x, betas=None):

@@ -94,6 +94,42 @@ def test_imputation_uses_the_other_columns():
     assert error < 0.5 * by_mean
 
 
+def _two_clusters(n, seed):
+    rng = np.random.RandomState(seed)
+    side = rng.choice([-2.0, 2.0], n)
+    return pd.DataFrame({name: side + 0.1 * rng.randn(n) for name in "abcd"})
+
+
+def test_imputation_weighs_the_draws_by_the_observed_cells():
+    """Fitted on complete rows, the encoder reads a row with three of four cells missing as lying between
+    the two clusters; weighting its draws by p(x_observed | z) finds the row's cluster from the cell seen."""
+    vae = VAEDensityEstimator(latent_dim=2, hidden_layer_sizes=(32,), max_epochs=60, random_state=0)
+    vae.fit(_two_clusters(600, 0))
+    truth = _two_clusters(200, 1)
+    holes = truth.assign(b=np.nan, c=np.nan, d=np.nan)
+    filled = vae.impute(holes)
+    error = np.sqrt(np.mean((filled - truth)[["b", "c", "d"]].to_numpy() ** 2))
+    assert error < 0.7  # one cluster's spread is 0.1, the distance between them 4 (the posterior mean: 0.98)
+    one_draw = vae.impute(holes, n_draws=1)
+    assert np.sqrt(np.mean((one_draw - truth)[["b", "c", "d"]].to_numpy() ** 2)) > 1.5 * error
+    pd.testing.assert_frame_equal(filled, vae.impute(holes))  # 'mean' is deterministic
+    for bad, error_type in [(0, ValueError), (2.5, TypeError)]:
+        with pytest.raises(error_type, match="n_draws"):
+            vae.impute(holes, n_draws=bad)
+
+
+def test_the_weighted_categorical_mean_is_the_mixtures_most_probable_code():
+    lik = Categorical([3])
+    probs = torch.tensor([[[0.55, 0.45, 0.0]], [[0.0, 0.45, 0.55]]], dtype=torch.float64)  # (k=2, n=1, 3)
+    params = torch.log(probs.clamp_min(1e-300))
+    weights = torch.tensor([[0.6], [0.4]], dtype=torch.float64)
+    # the mixture is (0.33, 0.45, 0.22): code 1, which neither component's own mode is
+    assert lik.weighted_mean(params, weights).tolist() == [[1.0]]
+    mixed = Mixed([(Gaussian(), [1]), (Categorical([3]), [0])])
+    both = torch.cat([torch.tensor([[[1.0, 0.0]], [[3.0, 0.0]]], dtype=torch.float64), params], dim=-1)
+    assert mixed.weighted_mean(both, weights).tolist() == [[1.0, 0.6 * 1.0 + 0.4 * 3.0]]
+
+
 def test_a_model_fitted_on_complete_rows_scores_and_imputes_rowswith_holes():
     table = mixed_table(300, 0)
     vae = VAEDensityEstimator(**SMALL).fit(table)
