@@ -75,7 +75,8 @@ IWAE_K = 5
 # amortization gap: per-row refinement (skvae.diagnostics.optimal_inference(method='per_row')) on the first
 # AMORT_ROWS test rows, AMORT_STEPS Adam steps of size AMORT_STEP on each row's mean and log-variance
 AMORT_ROWS, AMORT_STEPS, AMORT_STEP = 300, 50, 0.05
-MACHINE = ("Machine: 2 CPU cores shared with other developers' jobs (load average about 3-5 while this ran), "
+MACHINE = ("Machine: 2 CPU cores shared with other developers' jobs (load average about 3-5 during the first runs, "
+           "about 2-3 during the Silhouettes, seed-1 completion and refit-students runs), "
            "one process, one torch thread (`OMP_NUM_THREADS=1 nice -n 10`); wall times are indicative only.")
 
 
